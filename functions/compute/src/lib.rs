@@ -1,0 +1,1 @@
+//! compute handler (see the README's status table).

@@ -1,0 +1,1 @@
+//! metadata-sync handler (see the README's status table).

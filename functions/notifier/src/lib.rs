@@ -1,0 +1,1 @@
+//! notifier handler (see the README's status table).

@@ -1,0 +1,1 @@
+//! request-api handler (see the README's status table).

@@ -1,0 +1,641 @@
+//! Creates template.yaml's resources in the emulator and describes what Lambda would wire up
+//! (functions, their environment and event sources) for the local runner.
+//!
+//! Every resource type of the template is either created here or listed in [`NOT_EMULATED`]
+//! with the reason; an unknown type is an error, so the template and the local system cannot
+//! drift apart silently.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value as Json;
+
+use crate::template::{Resource, Symbols, Template};
+
+/// Template resource types the emulator does not create, and why that is fine locally.
+pub const NOT_EMULATED: &[(&str, &str)] = &[
+    (
+        "AWS::Serverless::Function",
+        "played by the local runner, which calls the same handlers",
+    ),
+    (
+        "AWS::Serverless::HttpApi",
+        "played by the local runner's HTTP server",
+    ),
+    (
+        "AWS::SQS::QueuePolicy",
+        "moto does not enforce resource policies",
+    ),
+    (
+        "AWS::S3::BucketPolicy",
+        "moto does not enforce resource policies",
+    ),
+    ("AWS::CloudWatch::Alarm", "no metrics locally"),
+    ("AWS::IAM::Role", "moto does not enforce IAM"),
+    ("AWS::Logs::LogGroup", "the local runner logs to stderr"),
+];
+
+/// The account id moto uses by default (a documentation placeholder, not a real account).
+pub const EMULATOR_ACCOUNT: &str = "123456789012";
+pub const EMULATOR_REGION: &str = "us-east-1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("resource {logical_id} has type {kind}, which the local emulator neither creates nor lists as not emulated")]
+    Unsupported { logical_id: String, kind: String },
+    #[error("resource {logical_id}: {message}")]
+    Invalid { logical_id: String, message: String },
+    #[error("creating {logical_id} in the emulator failed")]
+    Aws {
+        logical_id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn aws_err<E: std::error::Error + Send + Sync + 'static>(
+    logical_id: &str,
+) -> impl FnOnce(E) -> ProvisionError + '_ {
+    move |e| ProvisionError::Aws {
+        logical_id: logical_id.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+fn invalid(logical_id: &str, message: impl Into<String>) -> ProvisionError {
+    ProvisionError::Invalid {
+        logical_id: logical_id.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: String,
+    pub arn: String,
+    pub stream_arn: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueInfo {
+    pub name: String,
+    pub url: String,
+    pub arn: String,
+    pub visibility_timeout_seconds: u32,
+    /// From the RedrivePolicy, when there is one.
+    pub max_receive_count: Option<u32>,
+    pub dead_letter_queue: Option<String>,
+}
+
+/// One event source mapping (or API route) of a function, with the template's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventSource {
+    Sqs {
+        name: String,
+        queue_arn: String,
+        batch_size: u32,
+        batching_window_seconds: u32,
+        maximum_concurrency: Option<u32>,
+        report_batch_item_failures: bool,
+    },
+    DynamoDb {
+        name: String,
+        stream_arn: String,
+        starting_position: String,
+        batch_size: u32,
+        /// `FilterCriteria.Filters[].Pattern`, parsed.
+        filter_patterns: Vec<Json>,
+        bisect_batch_on_function_error: bool,
+        maximum_retry_attempts: Option<i64>,
+        maximum_record_age_seconds: Option<i64>,
+        on_failure_destination_arn: Option<String>,
+        report_batch_item_failures: bool,
+    },
+    HttpApi {
+        name: String,
+        method: String,
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub logical_id: String,
+    /// The cargo binary (`Metadata.BuildProperties.Binary`).
+    pub binary: String,
+    pub timeout_seconds: u64,
+    pub reserved_concurrency: Option<u32>,
+    /// Globals and the function's own variables, resolved.
+    pub environment: BTreeMap<String, String>,
+    pub events: Vec<EventSource>,
+}
+
+/// What was created, by logical id.
+#[derive(Debug, Clone, Default)]
+pub struct Provisioned {
+    pub prefix: String,
+    pub tables: BTreeMap<String, TableInfo>,
+    pub topics: BTreeMap<String, String>,
+    pub queues: BTreeMap<String, QueueInfo>,
+    pub buckets: BTreeMap<String, String>,
+    pub subscriptions: BTreeMap<String, String>,
+    pub functions: BTreeMap<String, FunctionInfo>,
+    /// Resources deliberately not created, with the reason.
+    pub not_emulated: BTreeMap<String, &'static str>,
+}
+
+impl Provisioned {
+    /// The function's configuration, exactly as its Lambda environment would give it.
+    pub fn config(&self, function: &str) -> Result<shared::Config, shared::config::ConfigError> {
+        let env = self
+            .functions
+            .get(function)
+            .map(|f| f.environment.clone())
+            .unwrap_or_default();
+        shared::Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    pub fn queue_by_arn(&self, arn: &str) -> Option<&QueueInfo> {
+        self.queues.values().find(|q| q.arn == arn)
+    }
+
+    pub fn table(&self, logical_id: &str) -> &TableInfo {
+        &self.tables[logical_id]
+    }
+
+    pub fn queue(&self, logical_id: &str) -> &QueueInfo {
+        &self.queues[logical_id]
+    }
+}
+
+/// Creates every emulated resource of `template` under `prefix`. `overrides` replace
+/// Parameter defaults (as `sam deploy --parameter-overrides` would).
+pub async fn provision(
+    sdk: &SdkConfig,
+    template: &Template,
+    prefix: &str,
+    overrides: &HashMap<String, String>,
+) -> Result<Provisioned, ProvisionError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+
+    let mut out = Provisioned {
+        prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    let mut symbols = Symbols::default();
+    for (name, default) in &template.parameters {
+        if let Some(value) = overrides.get(name).cloned().or_else(|| default.clone()) {
+            symbols.parameters.insert(name.clone(), value);
+        }
+    }
+    for (name, value) in [
+        ("AWS::Region", EMULATOR_REGION),
+        ("AWS::AccountId", EMULATOR_ACCOUNT),
+        ("AWS::Partition", "aws"),
+        ("AWS::URLSuffix", "amazonaws.com"),
+        ("AWS::StackName", prefix),
+    ] {
+        symbols.parameters.insert(name.to_owned(), value.to_owned());
+    }
+
+    for resource in &template.resources {
+        let known = matches!(
+            resource.kind.as_str(),
+            "AWS::DynamoDB::Table"
+                | "AWS::SNS::Topic"
+                | "AWS::SQS::Queue"
+                | "AWS::SNS::Subscription"
+                | "AWS::S3::Bucket"
+        );
+        if known {
+            continue;
+        }
+        match NOT_EMULATED.iter().find(|(kind, _)| *kind == resource.kind) {
+            Some((_, why)) => {
+                out.not_emulated.insert(resource.logical_id.clone(), why);
+            }
+            None => {
+                return Err(ProvisionError::Unsupported {
+                    logical_id: resource.logical_id.clone(),
+                    kind: resource.kind.clone(),
+                })
+            }
+        }
+    }
+
+    for resource in template.of_kind("AWS::DynamoDB::Table") {
+        let info = create_table(&dynamodb, &symbols, resource, prefix).await?;
+        let id = &resource.logical_id;
+        symbols.refs.insert(id.clone(), info.name.clone());
+        symbols
+            .attributes
+            .insert(format!("{id}.Arn"), info.arn.clone());
+        if let Some(stream) = &info.stream_arn {
+            symbols
+                .attributes
+                .insert(format!("{id}.StreamArn"), stream.clone());
+        }
+        out.tables.insert(id.clone(), info);
+    }
+
+    for resource in template.of_kind("AWS::SNS::Topic") {
+        let id = &resource.logical_id;
+        let name = format!("{prefix}-{id}");
+        let arn = sns
+            .create_topic()
+            .name(&name)
+            .send()
+            .await
+            .map_err(aws_err(id))?
+            .topic_arn
+            .ok_or_else(|| invalid(id, "no topic ARN returned"))?;
+        symbols.refs.insert(id.clone(), arn.clone());
+        symbols
+            .attributes
+            .insert(format!("{id}.TopicArn"), arn.clone());
+        symbols.attributes.insert(format!("{id}.TopicName"), name);
+        out.topics.insert(id.clone(), arn);
+    }
+
+    // Queues first without redrive (a redrive policy names another queue's ARN), then redrive.
+    for resource in template.of_kind("AWS::SQS::Queue") {
+        let id = &resource.logical_id;
+        let props = symbols.resolve(&resource.properties);
+        let name = format!("{prefix}-{id}");
+        let mut request = sqs.create_queue().queue_name(&name);
+        for (prop, attribute) in [
+            ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+            (
+                "MessageRetentionPeriod",
+                QueueAttributeName::MessageRetentionPeriod,
+            ),
+            ("DelaySeconds", QueueAttributeName::DelaySeconds),
+            (
+                "ReceiveMessageWaitTimeSeconds",
+                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+            ),
+        ] {
+            if let Some(value) = text(&props[prop]) {
+                request = request.attributes(attribute, value);
+            }
+        }
+        let url = request
+            .send()
+            .await
+            .map_err(aws_err(id))?
+            .queue_url
+            .ok_or_else(|| invalid(id, "no queue URL returned"))?;
+        let arn = format!("arn:aws:sqs:{EMULATOR_REGION}:{EMULATOR_ACCOUNT}:{name}");
+        symbols.refs.insert(id.clone(), url.clone());
+        symbols.attributes.insert(format!("{id}.Arn"), arn.clone());
+        symbols
+            .attributes
+            .insert(format!("{id}.QueueUrl"), url.clone());
+        symbols
+            .attributes
+            .insert(format!("{id}.QueueName"), name.clone());
+        let visibility_timeout_seconds = number(&props["VisibilityTimeout"]).unwrap_or(30) as u32;
+        out.queues.insert(
+            id.clone(),
+            QueueInfo {
+                name,
+                url,
+                arn,
+                visibility_timeout_seconds,
+                max_receive_count: None,
+                dead_letter_queue: None,
+            },
+        );
+    }
+    for resource in template.of_kind("AWS::SQS::Queue") {
+        let id = &resource.logical_id;
+        let props = symbols.resolve(&resource.properties);
+        let redrive = &props["RedrivePolicy"];
+        if redrive.is_null() {
+            continue;
+        }
+        let target = text(&redrive["deadLetterTargetArn"])
+            .ok_or_else(|| invalid(id, "RedrivePolicy without deadLetterTargetArn"))?;
+        let max = number(&redrive["maxReceiveCount"])
+            .ok_or_else(|| invalid(id, "RedrivePolicy without maxReceiveCount"))?;
+        let policy =
+            serde_json::json!({"deadLetterTargetArn": target, "maxReceiveCount": max.to_string()});
+        let queue = out.queues.get_mut(id).expect("created above");
+        sqs.set_queue_attributes()
+            .queue_url(&queue.url)
+            .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+            .send()
+            .await
+            .map_err(aws_err(id))?;
+        queue.max_receive_count = Some(max as u32);
+        queue.dead_letter_queue = Some(target);
+    }
+
+    for resource in template.of_kind("AWS::S3::Bucket") {
+        let id = &resource.logical_id;
+        let props = symbols.resolve(&resource.properties);
+        let name = text(&props["BucketName"])
+            .unwrap_or_else(|| format!("{prefix}-{id}"))
+            .to_ascii_lowercase();
+        s3.create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .map_err(aws_err(id))?;
+        symbols.refs.insert(id.clone(), name.clone());
+        symbols
+            .attributes
+            .insert(format!("{id}.Arn"), format!("arn:aws:s3:::{name}"));
+        out.buckets.insert(id.clone(), name.clone());
+        let configs = props["NotificationConfiguration"]["QueueConfigurations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !configs.is_empty() {
+            let mut notification = NotificationConfiguration::builder();
+            for config in configs {
+                let queue = text(&config["Queue"])
+                    .ok_or_else(|| invalid(id, "queue notification without Queue"))?;
+                let event = text(&config["Event"])
+                    .ok_or_else(|| invalid(id, "queue notification without Event"))?;
+                let mut qc = QueueConfiguration::builder()
+                    .queue_arn(queue)
+                    .events(Event::from(event.as_str()));
+                if let Some(rules) = config["Filter"]["S3Key"]["Rules"].as_array() {
+                    let mut key = S3KeyFilter::builder();
+                    for rule in rules {
+                        key = key.filter_rules(
+                            FilterRule::builder()
+                                .name(FilterRuleName::from(
+                                    text(&rule["Name"])
+                                        .unwrap_or_default()
+                                        .to_ascii_lowercase()
+                                        .as_str(),
+                                ))
+                                .value(text(&rule["Value"]).unwrap_or_default())
+                                .build(),
+                        );
+                    }
+                    qc = qc.filter(
+                        NotificationConfigurationFilter::builder()
+                            .key(key.build())
+                            .build(),
+                    );
+                }
+                notification = notification.queue_configurations(qc.build().map_err(aws_err(id))?);
+            }
+            s3.put_bucket_notification_configuration()
+                .bucket(&name)
+                .notification_configuration(notification.build())
+                .send()
+                .await
+                .map_err(aws_err(id))?;
+        }
+    }
+
+    for resource in template.of_kind("AWS::SNS::Subscription") {
+        let id = &resource.logical_id;
+        let props = symbols.resolve(&resource.properties);
+        let mut request = sns
+            .subscribe()
+            .topic_arn(text(&props["TopicArn"]).ok_or_else(|| invalid(id, "no TopicArn"))?)
+            .protocol(text(&props["Protocol"]).ok_or_else(|| invalid(id, "no Protocol"))?)
+            .endpoint(text(&props["Endpoint"]).ok_or_else(|| invalid(id, "no Endpoint"))?)
+            .return_subscription_arn(true);
+        if let Some(raw) = text(&props["RawMessageDelivery"]) {
+            request = request.attributes("RawMessageDelivery", raw);
+        }
+        if !props["FilterPolicy"].is_null() {
+            request = request.attributes("FilterPolicy", props["FilterPolicy"].to_string());
+            if let Some(scope) = text(&props["FilterPolicyScope"]) {
+                request = request.attributes("FilterPolicyScope", scope);
+            }
+        }
+        let arn = request
+            .send()
+            .await
+            .map_err(aws_err(id))?
+            .subscription_arn
+            .unwrap_or_default();
+        out.subscriptions.insert(id.clone(), arn);
+    }
+
+    for resource in template.of_kind("AWS::Serverless::Function") {
+        let info = function_info(template, &symbols, resource)?;
+        out.functions.insert(resource.logical_id.clone(), info);
+    }
+    Ok(out)
+}
+
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    symbols: &Symbols,
+    resource: &Resource,
+    prefix: &str,
+) -> Result<TableInfo, ProvisionError> {
+    let id = &resource.logical_id;
+    let props = symbols.resolve(&resource.properties);
+    let name = format!("{prefix}-{id}");
+    let mut request = dynamodb
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for def in props["AttributeDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(text(&def["AttributeName"]).unwrap_or_default())
+                .attribute_type(ScalarAttributeType::from(
+                    text(&def["AttributeType"]).unwrap_or_default().as_str(),
+                ))
+                .build()
+                .map_err(aws_err(id))?,
+        );
+    }
+    for key in props["KeySchema"].as_array().into_iter().flatten() {
+        request = request.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(text(&key["AttributeName"]).unwrap_or_default())
+                .key_type(KeyType::from(
+                    text(&key["KeyType"]).unwrap_or_default().as_str(),
+                ))
+                .build()
+                .map_err(aws_err(id))?,
+        );
+    }
+    if let Some(view) = text(&props["StreamSpecification"]["StreamViewType"]) {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()
+                .map_err(aws_err(id))?,
+        );
+    }
+    let description = request
+        .send()
+        .await
+        .map_err(aws_err(id))?
+        .table_description
+        .ok_or_else(|| invalid(id, "no table description returned"))?;
+    let ttl = &props["TimeToLiveSpecification"];
+    if let (Some(attribute), Some(true)) = (
+        text(&ttl["AttributeName"]),
+        ttl["Enabled"]
+            .as_bool()
+            .or(text(&ttl["Enabled"]).map(|t| t == "true")),
+    ) {
+        dynamodb
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(aws_err(id))?,
+            )
+            .send()
+            .await
+            .map_err(aws_err(id))?;
+    }
+    Ok(TableInfo {
+        arn: description.table_arn.unwrap_or_default(),
+        stream_arn: description.latest_stream_arn,
+        name,
+    })
+}
+
+fn function_info(
+    template: &Template,
+    symbols: &Symbols,
+    resource: &Resource,
+) -> Result<FunctionInfo, ProvisionError> {
+    let id = &resource.logical_id;
+    let globals = symbols.resolve(&template.function_globals);
+    let props = symbols.resolve(&resource.properties);
+    let metadata = symbols.resolve(&resource.metadata);
+    let binary = text(&metadata["BuildProperties"]["Binary"])
+        .ok_or_else(|| invalid(id, "no Metadata.BuildProperties.Binary"))?;
+    let mut environment = BTreeMap::new();
+    for source in [&globals, &props] {
+        if let Some(vars) = source["Environment"]["Variables"].as_object() {
+            for (k, v) in vars {
+                environment.insert(k.clone(), text(v).unwrap_or_default());
+            }
+        }
+    }
+    let timeout_seconds = number(&props["Timeout"])
+        .or_else(|| number(&globals["Timeout"]))
+        .unwrap_or(3) as u64;
+    let reserved_concurrency = number(&props["ReservedConcurrentExecutions"]).map(|n| n as u32);
+    let mut events = Vec::new();
+    for (name, event) in props["Events"].as_object().into_iter().flatten() {
+        let p = &event["Properties"];
+        let reports = p["FunctionResponseTypes"]
+            .as_array()
+            .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures"));
+        match event["Type"].as_str().unwrap_or_default() {
+            "SQS" => events.push(EventSource::Sqs {
+                name: name.clone(),
+                queue_arn: text(&p["Queue"])
+                    .ok_or_else(|| invalid(id, format!("event {name} has no Queue")))?,
+                batch_size: number(&p["BatchSize"]).unwrap_or(10) as u32,
+                batching_window_seconds: number(&p["MaximumBatchingWindowInSeconds"]).unwrap_or(0)
+                    as u32,
+                maximum_concurrency: number(&p["ScalingConfig"]["MaximumConcurrency"])
+                    .map(|n| n as u32),
+                report_batch_item_failures: reports,
+            }),
+            "DynamoDB" => {
+                let mut filter_patterns = Vec::new();
+                for filter in p["FilterCriteria"]["Filters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let pattern = match &filter["Pattern"] {
+                        Json::String(s) => serde_json::from_str(s).map_err(|e| {
+                            invalid(id, format!("event {name}: filter pattern is not JSON: {e}"))
+                        })?,
+                        other => other.clone(),
+                    };
+                    filter_patterns.push(pattern);
+                }
+                events.push(EventSource::DynamoDb {
+                    name: name.clone(),
+                    stream_arn: text(&p["Stream"])
+                        .ok_or_else(|| invalid(id, format!("event {name} has no Stream")))?,
+                    starting_position: text(&p["StartingPosition"])
+                        .unwrap_or_else(|| "TRIM_HORIZON".into()),
+                    batch_size: number(&p["BatchSize"]).unwrap_or(100) as u32,
+                    filter_patterns,
+                    bisect_batch_on_function_error: p["BisectBatchOnFunctionError"]
+                        .as_bool()
+                        .unwrap_or(false),
+                    maximum_retry_attempts: number(&p["MaximumRetryAttempts"]),
+                    maximum_record_age_seconds: number(&p["MaximumRecordAgeInSeconds"]),
+                    on_failure_destination_arn: text(
+                        &p["DestinationConfig"]["OnFailure"]["Destination"],
+                    ),
+                    report_batch_item_failures: reports,
+                });
+            }
+            "HttpApi" => events.push(EventSource::HttpApi {
+                name: name.clone(),
+                method: text(&p["Method"]).unwrap_or_else(|| "ANY".into()),
+                path: text(&p["Path"]).unwrap_or_else(|| "$default".into()),
+            }),
+            other => {
+                return Err(invalid(
+                    id,
+                    format!("event {name} has type {other}, which the local runner does not play"),
+                ))
+            }
+        }
+    }
+    Ok(FunctionInfo {
+        logical_id: id.clone(),
+        binary,
+        timeout_seconds,
+        reserved_concurrency,
+        environment,
+        events,
+    })
+}
+
+fn text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn number(value: &Json) -> Option<i64> {
+    match value {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}

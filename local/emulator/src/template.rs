@@ -1,0 +1,286 @@
+//! A CloudFormation/SAM template, with the intrinsic functions the provisioner needs resolved.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template: {0}")]
+    Shape(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub logical_id: String,
+    pub kind: String,
+    pub properties: Yaml,
+    pub metadata: Yaml,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub parameters: BTreeMap<String, Option<String>>,
+    pub resources: Vec<Resource>,
+    /// `Globals.Function`, merged under each function's properties by SAM.
+    pub function_globals: Yaml,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Yaml = serde_yaml::from_str(text)?;
+        let mut parameters = BTreeMap::new();
+        if let Some(Yaml::Mapping(params)) = doc.get("Parameters") {
+            for (name, spec) in params {
+                let name = name.as_str().unwrap_or_default().to_owned();
+                let default = spec.get("Default").map(scalar_text);
+                parameters.insert(name, default);
+            }
+        }
+        let mut resources = Vec::new();
+        match doc.get("Resources") {
+            Some(Yaml::Mapping(map)) => {
+                for (id, body) in map {
+                    let logical_id = id
+                        .as_str()
+                        .ok_or_else(|| {
+                            TemplateError::Shape("a resource id is not a string".into())
+                        })?
+                        .to_owned();
+                    let kind = body
+                        .get("Type")
+                        .and_then(Yaml::as_str)
+                        .ok_or_else(|| TemplateError::Shape(format!("{logical_id} has no Type")))?
+                        .to_owned();
+                    resources.push(Resource {
+                        logical_id,
+                        kind,
+                        properties: body.get("Properties").cloned().unwrap_or(Yaml::Null),
+                        metadata: body.get("Metadata").cloned().unwrap_or(Yaml::Null),
+                    });
+                }
+            }
+            _ => return Err(TemplateError::Shape("no Resources".into())),
+        }
+        let function_globals = doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .cloned()
+            .unwrap_or(Yaml::Null);
+        Ok(Self {
+            parameters,
+            resources,
+            function_globals,
+        })
+    }
+
+    pub fn resource(&self, logical_id: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.logical_id == logical_id)
+    }
+
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
+        self.resources.iter().filter(move |r| r.kind == kind)
+    }
+
+    pub fn parameter_default(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).and_then(|d| d.as_deref())
+    }
+}
+
+fn scalar_text(value: &Yaml) -> String {
+    match value {
+        Yaml::String(s) => s.clone(),
+        Yaml::Number(n) => n.to_string(),
+        Yaml::Bool(b) => b.to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    }
+}
+
+/// Physical values the intrinsic functions resolve to.
+#[derive(Debug, Default, Clone)]
+pub struct Symbols {
+    /// `!Ref` of a parameter or pseudo parameter.
+    pub parameters: HashMap<String, String>,
+    /// `!Ref` of a resource: table name, topic ARN, queue URL, bucket name.
+    pub refs: HashMap<String, String>,
+    /// `!GetAtt Resource.Attribute`, keyed `Resource.Attribute`.
+    pub attributes: HashMap<String, String>,
+}
+
+impl Symbols {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.parameters
+            .get(name)
+            .or_else(|| self.refs.get(name))
+            .or_else(|| self.attributes.get(name))
+            .cloned()
+    }
+
+    /// Resolves `!Ref`, `!GetAtt`, `!Sub` (short and long forms) into JSON. An unresolvable
+    /// reference becomes `null` rather than an error: callers check the fields they need.
+    pub fn resolve(&self, value: &Yaml) -> Json {
+        match value {
+            Yaml::Null => Json::Null,
+            Yaml::Bool(b) => Json::Bool(*b),
+            Yaml::Number(n) => serde_json::to_value(n).unwrap_or(Json::Null),
+            Yaml::String(s) => Json::String(s.clone()),
+            Yaml::Sequence(items) => Json::Array(items.iter().map(|v| self.resolve(v)).collect()),
+            Yaml::Tagged(tagged) => {
+                let tag = tagged.tag.to_string();
+                self.intrinsic(tag.trim_start_matches('!'), &tagged.value)
+            }
+            Yaml::Mapping(map) => {
+                if map.len() == 1 {
+                    let (k, v) = map.iter().next().expect("one entry");
+                    if let Some(k) = k.as_str() {
+                        if k == "Ref" || k.starts_with("Fn::") {
+                            return self.intrinsic(k.trim_start_matches("Fn::"), v);
+                        }
+                    }
+                }
+                Json::Object(
+                    map.iter()
+                        .map(|(k, v)| (scalar_text(k), self.resolve(v)))
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    fn intrinsic(&self, function: &str, arg: &Yaml) -> Json {
+        match function {
+            "Ref" => arg
+                .as_str()
+                .and_then(|name| self.lookup(name))
+                .map(Json::String)
+                .unwrap_or(Json::Null),
+            "GetAtt" => {
+                let path = match arg {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Sequence(parts) => {
+                        parts.iter().map(scalar_text).collect::<Vec<_>>().join(".")
+                    }
+                    _ => return Json::Null,
+                };
+                self.attributes
+                    .get(&path)
+                    .cloned()
+                    .map(Json::String)
+                    .unwrap_or(Json::Null)
+            }
+            "Sub" => {
+                let (text, vars) = match arg {
+                    Yaml::String(s) => (s.clone(), HashMap::new()),
+                    Yaml::Sequence(parts) if !parts.is_empty() => {
+                        let mut vars = HashMap::new();
+                        if let Some(Yaml::Mapping(m)) = parts.get(1) {
+                            for (k, v) in m {
+                                if let Json::String(s) = self.resolve(v) {
+                                    vars.insert(scalar_text(k), s);
+                                }
+                            }
+                        }
+                        (scalar_text(&parts[0]), vars)
+                    }
+                    _ => return Json::Null,
+                };
+                Json::String(self.substitute(&text, &vars))
+            }
+            _ => Json::Null,
+        }
+    }
+
+    fn substitute(&self, text: &str, vars: &HashMap<String, String>) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find('}') {
+                Some(end) => {
+                    let name = &after[..end];
+                    let value = vars
+                        .get(name)
+                        .cloned()
+                        .or_else(|| self.lookup(name))
+                        .unwrap_or_default();
+                    out.push_str(&value);
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intrinsics_resolve_in_short_and_long_form() {
+        let template = Template::parse(
+            r#"
+Parameters:
+  Size: {Type: Number, Default: 7}
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      A: !Ref Size
+      B: !GetAtt Dlq.Arn
+      C: !Sub "${AWS::Region}-${Q}-${Dlq.Arn}"
+      D: {"Fn::GetAtt": [Dlq, Arn]}
+      E: {Ref: Size}
+      F: !Sub ["${x}!", {x: !Ref Size}]
+"#,
+        )
+        .unwrap();
+        let mut symbols = Symbols::default();
+        for (name, default) in &template.parameters {
+            symbols
+                .parameters
+                .insert(name.clone(), default.clone().unwrap());
+        }
+        symbols
+            .parameters
+            .insert("AWS::Region".into(), "us-east-1".into());
+        symbols.refs.insert("Q".into(), "http://q".into());
+        symbols
+            .attributes
+            .insert("Dlq.Arn".into(), "arn:dlq".into());
+        let props = symbols.resolve(&template.resource("Q").unwrap().properties);
+        assert_eq!(props["A"], "7");
+        assert_eq!(props["B"], "arn:dlq");
+        assert_eq!(props["C"], "us-east-1-http://q-arn:dlq");
+        assert_eq!(props["D"], "arn:dlq");
+        assert_eq!(props["E"], "7");
+        assert_eq!(props["F"], "7!");
+    }
+}

@@ -1,0 +1,334 @@
+//! Domain types: subjects, jobs, score records and results.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A subject (a shop) whose score is computed: 1..=128 characters of `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SubjectId(String);
+
+/// Why a subject id was rejected; the message is fit for an HTTP `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSubjectId {
+    #[error("subject id must not be empty")]
+    Empty,
+    #[error("subject id is {0} characters long; at most 128 are allowed")]
+    TooLong(usize),
+    #[error("subject id contains {0:?}; only letters, digits and . _ : - are allowed")]
+    BadCharacter(char),
+}
+
+impl SubjectId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(value: &str) -> Result<Self, InvalidSubjectId> {
+        if value.is_empty() {
+            return Err(InvalidSubjectId::Empty);
+        }
+        let len = value.chars().count();
+        if len > Self::MAX_LEN {
+            return Err(InvalidSubjectId::TooLong(len));
+        }
+        if let Some(bad) = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(InvalidSubjectId::BadCharacter(bad));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The catalog `dir` (and S3 prefix without the trailing slash) of this subject's datasets.
+    pub fn dataset_dir(&self) -> String {
+        format!("datasets/{}", self.0)
+    }
+}
+
+impl TryFrom<String> for SubjectId {
+    type Error = InvalidSubjectId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<SubjectId> for String {
+    fn from(value: SubjectId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for SubjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One computation of one subject: a ULID, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobId(ulid::Ulid);
+
+impl JobId {
+    pub fn new() -> Self {
+        Self(ulid::Ulid::new())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TryFrom<String> for JobId {
+    type Error = ulid::DecodeError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl std::str::FromStr for JobId {
+    type Err = ulid::DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s).map(Self)
+    }
+}
+
+impl From<JobId> for String {
+    fn from(value: JobId) -> Self {
+        value.0.to_string()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Identifies one claim on a job: a job reclaimed after its lease expired gets a new claim id,
+/// so the earlier holder can no longer complete it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClaimId(pub String);
+
+impl ClaimId {
+    pub fn new() -> Self {
+        Self(ulid::Ulid::new().to_string())
+    }
+}
+
+impl Default for ClaimId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+impl ScoreStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Failed)
+    }
+}
+
+/// Why a computation was requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestReason {
+    /// No usable result existed.
+    Miss,
+    /// A caller forced a recomputation.
+    Refresh,
+    /// The subject's data changed since the result was computed.
+    Stale,
+    /// A pending job nobody claimed was published again.
+    Redispatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    Low,
+    Medium,
+    High,
+}
+
+impl Band {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// A feature that pushed the score, with its value and its contribution to the logit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub feature: String,
+    pub value: f64,
+    pub contribution: f64,
+}
+
+/// What the features were computed from, and their values.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FeatureSummary {
+    pub objects: u64,
+    pub bytes: u64,
+    pub rows: u64,
+    pub malformed_lines: u64,
+    pub features: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResult {
+    /// In [0, 1].
+    pub score: f64,
+    pub band: Band,
+    pub reasons: Vec<Reason>,
+    pub model_version: String,
+    pub feature_summary: FeatureSummary,
+}
+
+/// Why a job failed; `retryable` says whether a later request may try again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// One ScoresTable item. Times are epoch milliseconds, except `expires_at`, which is the
+/// table's TTL attribute in epoch seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRecord {
+    pub subject_id: SubjectId,
+    pub status: ScoreStatus,
+    pub job_id: JobId,
+    pub reason: RequestReason,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub requested_at: DateTime<Utc>,
+    /// When `compute.requested` was last published for this job.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub dispatched_at: DateTime<Utc>,
+    #[serde(
+        default,
+        with = "chrono::serde::ts_milliseconds_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        with = "chrono::serde::ts_milliseconds_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lease_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<ClaimId>,
+    #[serde(
+        default,
+        with = "chrono::serde::ts_milliseconds_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Epoch seconds; DynamoDB deletes the item some time after this, code treats it as gone.
+    pub expires_at: i64,
+    /// The subject's data changed after this job was requested.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ScoreResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+impl ScoreRecord {
+    /// DynamoDB deletes expired items late: an expired item counts as absent.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now.timestamp()
+    }
+
+    /// How long the job ran, when it has finished.
+    pub fn duration_ms(&self) -> Option<i64> {
+        let end = self.completed_at?;
+        let start = self.started_at.unwrap_or(self.requested_at);
+        Some((end - start).num_milliseconds().max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_id_accepts_the_documented_alphabet() {
+        for ok in ["shop-42", "a", "A.b_c:d-9", &"x".repeat(128)] {
+            assert_eq!(SubjectId::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn subject_id_rejects_with_a_reason() {
+        assert_eq!(SubjectId::parse(""), Err(InvalidSubjectId::Empty));
+        assert_eq!(
+            SubjectId::parse(&"x".repeat(129)),
+            Err(InvalidSubjectId::TooLong(129))
+        );
+        assert_eq!(
+            SubjectId::parse("a/b"),
+            Err(InvalidSubjectId::BadCharacter('/'))
+        );
+        assert_eq!(
+            SubjectId::parse("ü"),
+            Err(InvalidSubjectId::BadCharacter('ü'))
+        );
+    }
+
+    #[test]
+    fn subject_id_deserialization_validates() {
+        assert!(serde_json::from_str::<SubjectId>("\"a b\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<SubjectId>("\"shop-1\"")
+                .unwrap()
+                .dataset_dir(),
+            "datasets/shop-1"
+        );
+    }
+
+    #[test]
+    fn job_id_round_trips_as_a_ulid_string() {
+        let id = JobId::new();
+        let text: String = id.into();
+        assert_eq!(text.len(), 26);
+        assert_eq!(JobId::try_from(text).unwrap(), id);
+        assert!(JobId::try_from("not-a-ulid".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! The shared crate's one error type, and how AWS failures are classified for retry decisions.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_smithy_types::error::operation::BuildError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a failed call should be treated by whoever decides about retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The service asked us to slow down (HTTP: 503 with Retry-After; SQS: retry later).
+    Throttled,
+    /// A timeout, a dropped connection or a 5xx: the same call may succeed later.
+    Transient,
+    /// Retrying the same call cannot help.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+
+    /// A call to an AWS service failed; `retry` says whether trying again can help.
+    #[error("{service} {operation} failed ({retry:?})")]
+    Aws {
+        service: &'static str,
+        operation: &'static str,
+        retry: Retry,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("a request to {service} could not be built")]
+    Build {
+        service: &'static str,
+        #[source]
+        source: BuildError,
+    },
+
+    #[error("a DynamoDB item does not match its type")]
+    Item(#[from] serde_dynamo::Error),
+
+    #[error("JSON (de)serialization failed")]
+    Json(#[from] serde_json::Error),
+
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+
+    /// BatchWriteItem / BatchGetItem / PublishBatch left work undone after every retry.
+    #[error("{service} left {count} entries unprocessed after retries")]
+    Unprocessed { service: &'static str, count: usize },
+
+    #[error("model: {0}")]
+    Model(String),
+}
+
+impl Error {
+    /// Classifies an SDK error at the point where the raw response is still at hand.
+    pub fn aws<E>(
+        service: &'static str,
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let retry = classify(&err);
+        Error::Aws {
+            service,
+            operation,
+            retry,
+            source: Box::new(err),
+        }
+    }
+
+    /// Whether the failure may go away by itself (throttling or transient).
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::Aws { retry, .. } => *retry,
+            Error::Unprocessed { .. } => Retry::Throttled,
+            _ => Retry::Permanent,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.retry() != Retry::Permanent
+    }
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "LimitExceededException",
+];
+
+fn classify<E: ProvideErrorMetadata>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> Retry {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Retry::Transient
+        }
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().unwrap_or_default();
+            let status = ctx.raw().status().as_u16();
+            if THROTTLING_CODES.contains(&code) || status == 429 {
+                Retry::Throttled
+            } else if status >= 500 {
+                Retry::Transient
+            } else {
+                Retry::Permanent
+            }
+        }
+        _ => Retry::Permanent,
+    }
+}

@@ -1,0 +1,1 @@
+//! The scoring model port and the shipped fraud model (filled in by the compute work).

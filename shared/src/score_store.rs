@@ -1,0 +1,479 @@
+//! ScoresTable: one item per subject, every status transition a conditional write.
+//!
+//! | transition | method | condition |
+//! |---|---|---|
+//! | absent / expired / stale / retryable-failed -> pending | [`ScoreStore::start_job`] (`Missing`) | see [`StartMode`] |
+//! | anything but pending/running -> pending | [`ScoreStore::start_job`] (`Refresh`) | |
+//! | pending past the dispatch timeout, or running past its lease: publish again | [`ScoreStore::redispatch`] | same job id |
+//! | pending, or running with an expired lease -> running | [`ScoreStore::claim`] | same job id |
+//! | running -> done / failed | [`ScoreStore::complete`] / [`ScoreStore::fail`] | same claim id |
+//! | any -> stale | [`ScoreStore::mark_stale`] | item exists |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    ClaimId, JobError, JobId, RequestReason, ScoreRecord, ScoreResult, ScoreStatus, SubjectId,
+};
+use crate::Error;
+
+/// BatchGetItem takes at most 100 keys a call.
+pub const BATCH_GET_MAX: usize = 100;
+
+/// Which existing items a new job may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// A read that found no usable result: starts when the item is absent, expired, stale, or a
+    /// retryable failure older than `failed_retry_after`.
+    Missing { failed_retry_after: Duration },
+    /// A forced recomputation: starts unless a job is already pending or running.
+    Refresh,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartOutcome {
+    /// This caller created the job and must publish `compute.requested`.
+    Started(ScoreRecord),
+    /// Another job or a usable result is there (the current item, when it could be read).
+    Existing(Option<ScoreRecord>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// This worker holds the job until `lease_until`.
+    Claimed(ScoreRecord),
+    /// Done already, held by another worker under a live lease, or superseded by another job.
+    NotClaimable(Option<ScoreRecord>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ScoreStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(subject: &SubjectId) -> HashMap<String, AttributeValue> {
+    HashMap::from([("subject_id".to_owned(), s(subject.as_str()))])
+}
+
+fn expires_at(now: DateTime<Utc>, ttl: Duration) -> i64 {
+    now.timestamp() + ttl.as_secs() as i64
+}
+
+fn record_from(
+    item: Option<HashMap<String, AttributeValue>>,
+) -> Result<Option<ScoreRecord>, Error> {
+    item.filter(|i| !i.is_empty())
+        .map(serde_dynamo::from_item)
+        .transpose()
+        .map_err(Error::from)
+}
+
+impl ScoreStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The subject's record, or `None` when there is none or it has expired. Strongly
+    /// consistent, so a caller polling after a write sees it.
+    pub async fn get(
+        &self,
+        subject: &SubjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ScoreRecord>, Error> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        Ok(record_from(output.item)?.filter(|r| !r.is_expired(now)))
+    }
+
+    /// The records of many subjects (absent and expired ones left out), in chunks of 100 with
+    /// unprocessed keys retried with backoff.
+    pub async fn batch_get(
+        &self,
+        subjects: &[SubjectId],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<SubjectId, ScoreRecord>, Error> {
+        let mut found = HashMap::with_capacity(subjects.len());
+        for chunk in subjects.chunks(BATCH_GET_MAX) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk.iter().map(key).collect();
+            pending.dedup();
+            let mut backoff = backon::BackoffBuilder::build(crate::retry::batch_backoff());
+            while !pending.is_empty() {
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|source| Error::Build {
+                        service: "DynamoDB",
+                        source,
+                    })?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DynamoDB", "BatchGetItem", e))?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let record: ScoreRecord = serde_dynamo::from_item(item)?;
+                    if !record.is_expired(now) {
+                        found.insert(record.subject_id.clone(), record);
+                    }
+                }
+                pending = output
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    match backoff.next() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => {
+                            return Err(Error::Unprocessed {
+                                service: "DynamoDB",
+                                count: pending.len(),
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Creates a new `pending` job for the subject if `mode` allows replacing what is there.
+    /// Of concurrent callers exactly one gets `Started`.
+    pub async fn start_job(
+        &self,
+        subject: &SubjectId,
+        reason: RequestReason,
+        mode: StartMode,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<StartOutcome, Error> {
+        let record = ScoreRecord {
+            subject_id: subject.clone(),
+            status: ScoreStatus::Pending,
+            job_id: JobId::new(),
+            reason,
+            attempts: 0,
+            requested_at: now,
+            dispatched_at: now,
+            started_at: None,
+            lease_until: None,
+            claim_id: None,
+            completed_at: None,
+            expires_at: expires_at(now, ttl),
+            stale: false,
+            result: None,
+            error: None,
+        };
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(&record)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":running", s("running"));
+        let request = match mode {
+            StartMode::Missing { failed_retry_after } => request
+                .condition_expression(
+                    "attribute_not_exists(subject_id) OR expires_at <= :now_s OR stale = :true \
+                     OR (#status = :failed AND #error.retryable = :true AND completed_at <= :retry_cutoff)",
+                )
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(
+                    ":retry_cutoff",
+                    n((now - failed_retry_after).timestamp_millis()),
+                ),
+            StartMode::Refresh => request.condition_expression(
+                "attribute_not_exists(subject_id) OR expires_at <= :now_s \
+                 OR NOT (#status IN (:pending, :running))",
+            ),
+        };
+        match request.send().await {
+            Ok(_) => Ok(StartOutcome::Started(record)),
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::put_item::PutItemError;
+                if let Some(PutItemError::ConditionalCheckFailedException(e)) =
+                    err.as_service_error()
+                {
+                    let existing = match record_from(e.item.clone())? {
+                        Some(r) => Some(r),
+                        None => self.get(subject, now).await?,
+                    };
+                    Ok(StartOutcome::Existing(existing))
+                } else {
+                    Err(Error::aws("DynamoDB", "PutItem", err))
+                }
+            }
+        }
+    }
+
+    /// Marks a pending job whose message was probably lost (not claimed within
+    /// `dispatch_timeout`), or a running job whose worker died (lease passed), as dispatched
+    /// again. Of concurrent callers exactly one gets the record back and must publish
+    /// `compute.requested` (reason `redispatch`) for the same job id.
+    pub async fn redispatch(
+        &self,
+        subject: &SubjectId,
+        job_id: JobId,
+        now: DateTime<Utc>,
+        dispatch_timeout: Duration,
+    ) -> Result<Option<ScoreRecord>, Error> {
+        let cutoff = now - dispatch_timeout;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject)))
+            .update_expression("SET dispatched_at = :now_ms")
+            .condition_expression(
+                "job_id = :job AND expires_at > :now_s AND \
+                 ((#status = :pending AND dispatched_at <= :cutoff) \
+                  OR (#status = :running AND lease_until < :now_ms AND dispatched_at <= :cutoff))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":job", s(&job_id.to_string()))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .expression_attribute_values(":cutoff", n(cutoff.timestamp_millis()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":running", s("running"))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => record_from(output.attributes),
+            Err(err) if is_conditional_update_failure(&err) => Ok(None),
+            Err(err) => Err(Error::aws("DynamoDB", "UpdateItem", err)),
+        }
+    }
+
+    /// Claims the job for one worker until `now + lease`: `pending`, or `running` whose lease
+    /// has passed (its worker died). Of concurrent claimers exactly one wins.
+    pub async fn claim(
+        &self,
+        subject: &SubjectId,
+        job_id: JobId,
+        claim_id: &ClaimId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<ClaimOutcome, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject)))
+            .update_expression(
+                "SET #status = :running, started_at = :now_ms, lease_until = :lease, \
+                 claim_id = :claim, attempts = if_not_exists(attempts, :zero) + :one",
+            )
+            .condition_expression(
+                "job_id = :job AND expires_at > :now_s AND \
+                 (#status = :pending OR (#status = :running AND lease_until < :now_ms))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":job", s(&job_id.to_string()))
+            .expression_attribute_values(":claim", s(&claim_id.0))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .expression_attribute_values(":lease", n((now + lease).timestamp_millis()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(match record_from(output.attributes)? {
+                Some(record) => ClaimOutcome::Claimed(record),
+                None => ClaimOutcome::NotClaimable(None),
+            }),
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+                if let Some(UpdateItemError::ConditionalCheckFailedException(e)) =
+                    err.as_service_error()
+                {
+                    let current = match record_from(e.item.clone())? {
+                        Some(r) => Some(r),
+                        None => self.get(subject, now).await?,
+                    };
+                    Ok(ClaimOutcome::NotClaimable(current))
+                } else {
+                    Err(Error::aws("DynamoDB", "UpdateItem", err))
+                }
+            }
+        }
+    }
+
+    /// `running -> done`, only for the holder of `claim_id`. `None`: the claim was lost (the
+    /// lease passed and another worker reclaimed the job, or a newer job replaced it).
+    pub async fn complete(
+        &self,
+        subject: &SubjectId,
+        claim_id: &ClaimId,
+        result: &ScoreResult,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<ScoreRecord>, Error> {
+        self.finish(
+            subject,
+            FinishCondition::Claim(claim_id),
+            "SET #status = :final, #result = :value, completed_at = :now_ms, expires_at = :expires \
+             REMOVE lease_until, #error",
+            s("done"),
+            serde_dynamo::to_attribute_value(result)?,
+            now,
+            ttl,
+        )
+        .await
+    }
+
+    /// `running -> failed` for the holder of `claim`; without a claim (a message on its last
+    /// delivery whose job could not be claimed), `pending`/`running` of `job_id -> failed`.
+    pub async fn fail(
+        &self,
+        subject: &SubjectId,
+        job_id: JobId,
+        claim: Option<&ClaimId>,
+        error: &JobError,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<ScoreRecord>, Error> {
+        let condition = match claim {
+            Some(claim_id) => FinishCondition::Claim(claim_id),
+            None => FinishCondition::Job(job_id),
+        };
+        self.finish(
+            subject,
+            condition,
+            "SET #status = :final, #error = :value, completed_at = :now_ms, expires_at = :expires \
+             REMOVE lease_until, #result",
+            s("failed"),
+            serde_dynamo::to_attribute_value(error)?,
+            now,
+            ttl,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        subject: &SubjectId,
+        condition: FinishCondition<'_>,
+        update: &str,
+        status: AttributeValue,
+        value: AttributeValue,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<ScoreRecord>, Error> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject)))
+            .update_expression(update)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":final", status)
+            .expression_attribute_values(":value", value)
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":expires", n(expires_at(now, ttl)))
+            .expression_attribute_values(":running", s("running"))
+            .return_values(ReturnValue::AllNew);
+        let request = match condition {
+            FinishCondition::Claim(claim_id) => request
+                .condition_expression("#status = :running AND claim_id = :claim")
+                .expression_attribute_values(":claim", s(&claim_id.0)),
+            FinishCondition::Job(job_id) => request
+                .condition_expression("job_id = :job AND #status IN (:pending, :running)")
+                .expression_attribute_values(":job", s(&job_id.to_string()))
+                .expression_attribute_values(":pending", s("pending")),
+        };
+        match request.send().await {
+            Ok(output) => record_from(output.attributes),
+            Err(err) if is_conditional_update_failure(&err) => Ok(None),
+            Err(err) => Err(Error::aws("DynamoDB", "UpdateItem", err)),
+        }
+    }
+
+    /// Flags the subject's record (if any) as computed from outdated data, so the next read
+    /// starts a new job. Returns whether there was a record.
+    pub async fn mark_stale(&self, subject: &SubjectId) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject)))
+            .update_expression("SET stale = :true")
+            .condition_expression("attribute_exists(subject_id)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_update_failure(&err) => Ok(false),
+            Err(err) => Err(Error::aws("DynamoDB", "UpdateItem", err)),
+        }
+    }
+}
+
+enum FinishCondition<'a> {
+    Claim(&'a ClaimId),
+    Job(JobId),
+}
+
+fn is_conditional_update_failure<R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        R,
+    >,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
