@@ -5,6 +5,7 @@
 //! the local system and the tests never depend on a second, hand-kept list of resources.
 
 pub mod provision;
+pub mod s3_events;
 pub mod template;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -1,0 +1,52 @@
+# Deferred: the two commands are `make dev` (the whole system locally) and `make test` (all tests).
+# Everything they need is installed by the scripts they call (project-local Python venvs in .venv/).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PORT ?= 3000
+
+.PHONY: dev test lint fmt clippy lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+
+## make dev: the emulator, the local runner (HTTP API on 127.0.0.1:$(PORT)), demo data.
+dev:
+	@scripts/dev.sh
+
+## make test: every test (unit, handler tests against moto, end to end through the runner).
+test:
+	@scripts/venv.sh moto
+	@scripts/moto.sh run $(CARGO) test --workspace --all-targets --no-fail-fast
+
+## make lint: formatting, clippy, and the SAM template (sam validate --lint, sam validate, cfn-lint).
+lint: fmt clippy lint-template
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+lint-template:
+	@scripts/lint-template.sh
+
+## make bench: feature extraction + scoring throughput (figures in docs/BENCHMARKS.md).
+bench:
+	$(CARGO) bench -p compute
+
+## make lambda-check: build the real Lambda binaries and feed each its events/ payloads through
+## the Lambda Runtime API (cargo lambda watch + cargo lambda invoke).
+lambda-check:
+	@scripts/lambda-check.sh
+
+## make lambda-build: release binaries for Lambda (arm64, as in template.yaml).
+lambda-build:
+	@scripts/venv.sh tools
+	PATH="$(CURDIR)/.venv/tools/bin:$$PATH" $(CARGO) lambda build --release --arm64
+
+moto-up:
+	@scripts/moto.sh start && scripts/moto.sh env
+
+moto-down:
+	@scripts/moto.sh stop
+
+clean-local:
+	rm -rf .local .venv
