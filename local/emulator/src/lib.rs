@@ -4,8 +4,11 @@
 //! [`template`] reads template.yaml and [`provision`] creates its resources in the emulator, so
 //! the local system and the tests never depend on a second, hand-kept list of resources.
 
+pub mod filter_criteria;
 pub mod provision;
+pub mod runtime_api;
 pub mod s3_events;
+pub mod streams;
 pub mod template;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

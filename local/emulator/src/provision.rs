@@ -149,6 +149,9 @@ pub struct Provisioned {
     pub buckets: BTreeMap<String, String>,
     pub subscriptions: BTreeMap<String, String>,
     pub functions: BTreeMap<String, FunctionInfo>,
+    /// ARNs of queues that receive S3 event notifications (their bodies need
+    /// [`crate::s3_events`]' fill-ins before a Lambda-format parser sees them).
+    pub s3_notification_queues: std::collections::BTreeSet<String>,
     /// Resources deliberately not created, with the reason.
     pub not_emulated: BTreeMap<String, &'static str>,
 }
@@ -374,6 +377,7 @@ pub async fn provision(
                     .ok_or_else(|| invalid(id, "queue notification without Queue"))?;
                 let event = text(&config["Event"])
                     .ok_or_else(|| invalid(id, "queue notification without Event"))?;
+                out.s3_notification_queues.insert(queue.clone());
                 let mut qc = QueueConfiguration::builder()
                     .queue_arn(queue)
                     .events(Event::from(event.as_str()));

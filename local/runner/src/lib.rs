@@ -1,1 +1,235 @@
-//! local runner
+//! The local runner: what Lambda and API Gateway do in AWS, played over the moto emulator.
+//!
+//! It provisions template.yaml's resources ([`emulator::provision`]), then for every function of
+//! the template plays its event sources with the template's settings and calls the same handler
+//! the Lambda binary calls ([`functions`]):
+//! - `HttpApi` events: an HTTP server on 127.0.0.1 ([`http_api`]);
+//! - `SQS` events: pollers honouring BatchSize, the batching window, MaximumConcurrency and
+//!   partial batch responses ([`sqs_source`]);
+//! - `DynamoDB` stream events: a poller applying FilterCriteria, batch size, partial batch
+//!   responses, retries, bisection and the on-failure destination ([`stream_source`]).
+//!
+//! What it adds to moto's payloads to make them Lambda-shaped lives in `emulator::s3_events`
+//! (S3 notifications) and `emulator::streams` (stream records); nothing else is rewritten.
+
+pub mod cli;
+pub mod demo;
+pub mod functions;
+pub mod http_api;
+pub mod sqs_source;
+pub mod stats;
+pub mod stream_source;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use emulator::{EventSource, Provisioned, Template};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::functions::Handler;
+use crate::stats::Stats;
+
+/// Without a ScalingConfig, Lambda scales SQS pollers up to 1,000; locally we stop at this.
+pub const DEFAULT_LOCAL_SQS_CONCURRENCY: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("template.yaml could not be read")]
+    Template(#[from] emulator::template::TemplateError),
+    #[error("provisioning the emulator failed")]
+    Provision(#[from] emulator::provision::ProvisionError),
+    #[error("function {function} has an incomplete environment")]
+    Config {
+        function: String,
+        #[source]
+        source: shared::config::ConfigError,
+    },
+    #[error("no handler is known for the binary {0}")]
+    UnknownBinary(String),
+    #[error("event source {event} of {function}: {message}")]
+    EventSource {
+        function: String,
+        event: String,
+        message: String,
+    },
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Names the resources (`{prefix}-ScoresTable`, ...).
+    pub prefix: String,
+    /// Template Parameter overrides, as `sam deploy --parameter-overrides`.
+    pub parameter_overrides: HashMap<String, String>,
+}
+
+pub struct Runner {
+    pub resources: Provisioned,
+    pub http_addr: SocketAddr,
+    pub stats: Stats,
+    pub sdk: SdkConfig,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The Lambda context of one invocation: a request id and the deadline the function's
+/// timeout gives.
+pub fn invocation_context(function: &str, timeout: Duration) -> lambda_runtime::Context {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = ulid::Ulid::new().to_string();
+    context.deadline = (chrono::Utc::now() + timeout).timestamp_millis() as u64;
+    context.invoked_function_arn = format!(
+        "arn:aws:lambda:{}:{}:function:{function}",
+        emulator::provision::EMULATOR_REGION,
+        emulator::provision::EMULATOR_ACCOUNT
+    );
+    context
+}
+
+impl Runner {
+    /// Provisions the template and starts playing every event source.
+    pub async fn start(sdk: SdkConfig, options: RunnerOptions) -> Result<Self, RunnerError> {
+        let template = Template::load(&emulator::template_path())?;
+        let resources = emulator::provision(&sdk, &template, &options.prefix, &options.parameter_overrides).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut stats = Stats::default();
+        let mut tasks = Vec::new();
+        let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunnerError::Listen { addr, source })?;
+        let http_addr = listener.local_addr().map_err(|source| RunnerError::Listen { addr, source })?;
+        let mut listener = Some(listener);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+        for (id, function) in &resources.functions {
+            let config = resources.config(id).map_err(|source| RunnerError::Config {
+                function: id.clone(),
+                source,
+            })?;
+            let function_stats = Arc::new(stats::FunctionStats::default());
+            stats.0.insert(id.clone(), function_stats.clone());
+            let timeout = Duration::from_secs(function.timeout_seconds);
+            let handler = functions::by_binary(&function.binary, &config, &sdk)?;
+            let event_error = |event: &str, message: &str| RunnerError::EventSource {
+                function: id.clone(),
+                event: event.to_owned(),
+                message: message.to_owned(),
+            };
+            let mut routes = Vec::new();
+            for event in &function.events {
+                match (event, &handler) {
+                    (EventSource::HttpApi { method, path, .. }, Handler::Http(_)) => routes.push(http_api::Route {
+                        method: method.clone(),
+                        path: path.clone(),
+                    }),
+                    (
+                        EventSource::Sqs {
+                            name,
+                            queue_arn,
+                            batch_size,
+                            batching_window_seconds,
+                            maximum_concurrency,
+                            report_batch_item_failures,
+                        },
+                        Handler::Sqs(handler),
+                    ) => {
+                        let queue = resources
+                            .queue_by_arn(queue_arn)
+                            .ok_or_else(|| event_error(name, "its queue was not provisioned"))?;
+                        let concurrency = maximum_concurrency
+                            .map(|n| n as usize)
+                            .unwrap_or(DEFAULT_LOCAL_SQS_CONCURRENCY)
+                            .min(function.reserved_concurrency.map_or(usize::MAX, |n| n as usize));
+                        let source = sqs_source::SqsSource {
+                            function: id.clone(),
+                            queue_url: queue.url.clone(),
+                            queue_arn: queue.arn.clone(),
+                            batch_size: *batch_size,
+                            batching_window: Duration::from_secs(u64::from(*batching_window_seconds)),
+                            concurrency,
+                            report_batch_item_failures: *report_batch_item_failures,
+                            timeout,
+                            rewrite: resources
+                                .s3_notification_queues
+                                .contains(queue_arn)
+                                .then_some(emulator::s3_events::to_lambda_shape as sqs_source::BodyRewrite),
+                        };
+                        tasks.push(tokio::spawn(source.run(
+                            sqs.clone(),
+                            handler.clone(),
+                            function_stats.clone(),
+                            shutdown_rx.clone(),
+                        )));
+                    }
+                    (EventSource::DynamoDb { name, .. }, Handler::Stream(handler)) => {
+                        let source = stream_source::StreamSource::from_event(id, event, timeout, &resources)
+                            .ok_or_else(|| event_error(name, "not a stream source"))?;
+                        tasks.push(tokio::spawn(source.run(
+                            sdk.clone(),
+                            handler.clone(),
+                            function_stats.clone(),
+                            shutdown_rx.clone(),
+                        )));
+                    }
+                    (other, _) => {
+                        let name = match other {
+                            EventSource::HttpApi { name, .. }
+                            | EventSource::Sqs { name, .. }
+                            | EventSource::DynamoDb { name, .. } => name,
+                        };
+                        return Err(event_error(name, "its type does not fit the function's handler"));
+                    }
+                }
+            }
+            if let (false, Handler::Http(handler), Some(listener)) = (routes.is_empty(), &handler, listener.take()) {
+                let api = http_api::HttpApi {
+                    function: id.clone(),
+                    routes,
+                    timeout,
+                };
+                tasks.push(tokio::spawn(api.serve(listener, handler.clone(), function_stats.clone(), shutdown_rx.clone())));
+            }
+        }
+        tracing::info!(prefix = %options.prefix, http = %http_addr, "local runner started");
+        Ok(Self {
+            resources,
+            http_addr,
+            stats,
+            sdk,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The configuration the functions run with.
+    pub fn config(&self) -> shared::Config {
+        self.resources
+            .config("RequestApiFunction")
+            .expect("checked at start")
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops polling and serving; invocations in flight finish first.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,1 +1,27 @@
-fn main() {}
+//! `local-runner`: the whole system over the local emulator (see the crate docs and `make dev`).
+
+use local_runner::{Runner, RunnerOptions};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shared::telemetry::init();
+    let options = local_runner::cli::Options::from_env_and_args(std::env::args().skip(1))?;
+    let endpoint = emulator::endpoint_from_env().ok_or("AWS_ENDPOINT_URL is not set: start the emulator with `scripts/moto.sh start` (make dev does)")?;
+    let runner = Runner::start(
+        emulator::sdk_config(&endpoint),
+        RunnerOptions {
+            port: options.port,
+            prefix: options.prefix.clone(),
+            parameter_overrides: options.parameter_overrides.clone(),
+        },
+    )
+    .await?;
+    if options.seed_demo {
+        local_runner::demo::seed(&runner).await?;
+    }
+    local_runner::cli::print_next_steps(&runner, &endpoint);
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    runner.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Demo data for `make dev` (filled in once the data generator lands).

@@ -1,0 +1,232 @@
+//! Plays an SQS event source mapping: polls the queue, builds the `SqsEvent` Lambda would
+//! deliver, invokes the handler, and deletes what succeeded.
+//!
+//! As in AWS: at most `MaximumConcurrency` batches are in flight (one poller per slot, each
+//! receiving only when its slot is free, so no message is received just to be throttled);
+//! batches fill up to `BatchSize` within `MaximumBatchingWindowInSeconds`; with
+//! `ReportBatchItemFailures` only the listed messages stay on the queue, otherwise an error
+//! leaves the whole batch; what stays becomes visible again after the visibility timeout, so
+//! `ApproximateReceiveCount`, `maxReceiveCount` and the DLQ behave as in AWS.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use futures::future::BoxFuture;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::stats::FunctionStats;
+
+/// A function handling SQS batches, as the Lambda binary's `main.rs` wires it.
+pub type SqsHandler =
+    Arc<dyn Fn(lambda_runtime::LambdaEvent<SqsEvent>) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+
+/// A message body rewrite applied before the handler sees it (see `emulator::s3_events`).
+pub type BodyRewrite = fn(&str) -> String;
+
+#[derive(Clone)]
+pub struct SqsSource {
+    pub function: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub batch_size: u32,
+    pub batching_window: Duration,
+    pub concurrency: usize,
+    pub report_batch_item_failures: bool,
+    pub timeout: Duration,
+    pub rewrite: Option<BodyRewrite>,
+}
+
+impl SqsSource {
+    /// Runs `concurrency` pollers until `shutdown` turns true.
+    pub async fn run(
+        self,
+        sqs: aws_sdk_sqs::Client,
+        handler: SqsHandler,
+        stats: Arc<FunctionStats>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let source = Arc::new(self);
+        let pollers = (0..source.concurrency.max(1)).map(|_| {
+            let (source, sqs, handler, stats, shutdown) =
+                (source.clone(), sqs.clone(), handler.clone(), stats.clone(), shutdown.clone());
+            tokio::spawn(async move { source.poll(sqs, handler, stats, shutdown).await })
+        });
+        futures::future::join_all(pollers).await;
+    }
+
+    async fn poll(
+        &self,
+        sqs: aws_sdk_sqs::Client,
+        handler: SqsHandler,
+        stats: Arc<FunctionStats>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        while !*shutdown.borrow() {
+            let batch = tokio::select! {
+                batch = self.receive_batch(&sqs) => batch,
+                _ = shutdown.changed() => break,
+            };
+            match batch {
+                Ok(batch) if batch.is_empty() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {},
+                        _ = shutdown.changed() => break,
+                    }
+                }
+                Ok(batch) => self.invoke(&sqs, &handler, &stats, batch).await,
+                Err(e) => {
+                    tracing::warn!(function = %self.function, error = %e, "receiving from the queue failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn receive_batch(&self, sqs: &aws_sdk_sqs::Client) -> Result<Vec<Message>, aws_sdk_sqs::Error> {
+        let started = Instant::now();
+        let mut batch: Vec<Message> = Vec::new();
+        loop {
+            let wanted = (self.batch_size as usize - batch.len()).min(10) as i32;
+            let output = sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(wanted)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await?;
+            let got = output.messages.unwrap_or_default();
+            let got_none = got.is_empty();
+            batch.extend(got);
+            // Lambda invokes when the batch is full or the window has passed; an empty queue
+            // is reported at once so the poller can back off.
+            if batch.len() >= self.batch_size as usize || batch.is_empty() || started.elapsed() >= self.batching_window {
+                return Ok(batch);
+            }
+            if got_none {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// The event exactly as Lambda shapes it.
+    pub fn event(&self, batch: &[Message]) -> SqsEvent {
+        let records: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|m| {
+                let body = m.body.clone().unwrap_or_default();
+                let body = match self.rewrite {
+                    Some(rewrite) => rewrite(&body),
+                    None => body,
+                };
+                let attributes: serde_json::Map<String, serde_json::Value> = m
+                    .attributes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                    .collect();
+                let message_attributes: serde_json::Map<String, serde_json::Value> = m
+                    .message_attributes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            json!({
+                                "stringValue": v.string_value,
+                                "stringListValues": [],
+                                "binaryListValues": [],
+                                "dataType": v.data_type,
+                            }),
+                        )
+                    })
+                    .collect();
+                json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": body,
+                    "attributes": attributes,
+                    "messageAttributes": message_attributes,
+                    "md5OfBody": m.md5_of_body,
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_arn,
+                    "awsRegion": emulator::provision::EMULATOR_REGION,
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).expect("the SQS event shape is valid")
+    }
+
+    async fn invoke(&self, sqs: &aws_sdk_sqs::Client, handler: &SqsHandler, stats: &Arc<FunctionStats>, batch: Vec<Message>) {
+        let event = self.event(&batch);
+        let context = crate::invocation_context(&self.function, self.timeout);
+        let started = Instant::now();
+        let outcome = {
+            let _running = stats.enter();
+            tokio::time::timeout(self.timeout, handler(lambda_runtime::LambdaEvent::new(event, context))).await
+        };
+        let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
+        let failed: HashSet<String> = match &outcome {
+            Ok(Ok(response)) if self.report_batch_item_failures => response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect(),
+            Ok(Ok(_)) => HashSet::new(),
+            Ok(Err(_)) | Err(_) => ids.iter().cloned().collect(),
+        };
+        let (result, error) = match &outcome {
+            Ok(Ok(_)) => ("ok", None),
+            Ok(Err(e)) => ("error", Some(e.clone())),
+            Err(_) => ("timeout", Some(format!("timed out after {:?}", self.timeout))),
+        };
+        if error.is_some() {
+            stats.errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        stats
+            .item_failures
+            .fetch_add(failed.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(
+            function = %self.function,
+            batch_size = batch.len(),
+            failed = failed.len(),
+            outcome = result,
+            error = error.as_deref().unwrap_or(""),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "invocation"
+        );
+        let done: Vec<&Message> = batch
+            .iter()
+            .filter(|m| !m.message_id.as_ref().is_some_and(|id| failed.contains(id)))
+            .collect();
+        for chunk in done.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle.clone()?)
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            if let Err(e) = sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                tracing::warn!(function = %self.function, error = %e, "deleting processed messages failed; they will be delivered again");
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# make dev: the whole system on this machine. Starts the AWS emulator (moto, in .venv/moto),
+# builds and starts the local runner (HTTP API on 127.0.0.1:${PORT:-3000}, queue and stream
+# pollers), seeds demo data, and prints what to try. Ctrl-C stops everything.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export MOTO_NAME=dev
+
+scripts/venv.sh moto
+echo "building the local runner..." >&2
+cargo build --quiet -p local-runner
+# A fresh emulator each time: the runner provisions template.yaml's resources into it.
+scripts/moto.sh stop
+scripts/moto.sh start
+trap 'scripts/moto.sh stop' EXIT
+eval "$(scripts/moto.sh env)"
+"${CARGO_TARGET_DIR:-$root/target}/debug/local-runner" --seed-demo "$@"
