@@ -14,6 +14,7 @@ dev:
 ## make test: every test (unit, handler tests against moto, end to end through the runner).
 test:
 	@scripts/venv.sh moto
+	$(CARGO) build --workspace --bins
 	@scripts/moto.sh run $(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## make lint: formatting, clippy, and the SAM template (sam validate --lint, sam validate, cfn-lint).

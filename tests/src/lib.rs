@@ -1,1 +1,111 @@
-//! Support for the end-to-end tests.
+//! The whole system started in-process for a test: the local runner over the emulator, with its
+//! own resources, and the few helpers the end-to-end tests share.
+
+use std::time::Duration;
+
+use local_runner::{Runner, RunnerOptions};
+use serde_json::Value;
+
+pub struct System {
+    pub runner: Runner,
+    pub http: reqwest::Client,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl System {
+    /// Provisions a private copy of template.yaml (with Parameter overrides) and starts
+    /// playing every event source, with the HTTP API on a free port.
+    pub async fn start(overrides: &[(&str, &str)]) -> Self {
+        let runner = Runner::start(
+            emulator::test_sdk_config(),
+            RunnerOptions {
+                port: 0,
+                prefix: emulator::unique_prefix(),
+                parameter_overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            },
+        )
+        .await
+        .expect("the local runner starts");
+        Self {
+            runner,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn config(&self) -> shared::Config {
+        self.runner.config()
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        shared::aws::s3(&self.runner.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.runner.sdk)
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.runner.base_url()));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the local HTTP API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// GETs the score until it is finished (200), or panics after `within`.
+    pub async fn wait_for_result(&self, subject: &str, within: Duration) -> Answer {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let answer = self.get(&format!("/v1/scores/{subject}")).await;
+            if answer.status == 200 {
+                return answer;
+            }
+            assert_eq!(answer.status, 202, "unexpected answer for {subject}: {}", answer.body);
+            assert!(tokio::time::Instant::now() < deadline, "{subject} not finished within {within:?}: {}", answer.body);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Number of messages waiting in a queue of the template (by logical id).
+    pub async fn queue_depth(&self, logical_id: &str) -> usize {
+        let attributes = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(&self.runner.resources.queue(logical_id).url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .unwrap_or_default();
+        attributes
+            .values()
+            .map(|v| v.parse::<usize>().unwrap_or(0))
+            .sum()
+    }
+
+    /// Waits until a queue of the template has nothing visible or in flight (its consumer has
+    /// caught up), or panics after `within`.
+    pub async fn wait_for_empty_queue(&self, logical_id: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.queue_depth(logical_id).await > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "{logical_id} not drained within {within:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -117,78 +117,93 @@ impl TestEnv {
         shared::publisher::Publisher::new(self.sns())
     }
 
-    /// Subscribes a fresh queue to `topic_arn` (raw delivery, optional filter policy) so a test
-    /// can read what was published. Returns the queue URL.
+    /// Subscribes a fresh queue to `topic_arn` (see [`subscribe_queue`]).
     pub async fn subscribe_queue(&self, topic_arn: &str, filter_policy: Option<&str>) -> String {
-        let sqs = self.sqs();
-        let name = format!("{}-probe-{}", self.resources.prefix, &unique_prefix()[1..]);
-        let url = sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .expect("create probe queue")
-            .queue_url
-            .expect("queue url");
-        let arn = format!(
-            "arn:aws:sqs:{}:{}:{name}",
-            provision::EMULATOR_REGION,
-            provision::EMULATOR_ACCOUNT
-        );
-        let mut request = self
-            .sns()
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(arn)
-            .attributes("RawMessageDelivery", "true");
-        if let Some(policy) = filter_policy {
-            request = request.attributes("FilterPolicy", policy);
-        }
-        request.send().await.expect("subscribe probe queue");
-        url
+        subscribe_queue(&self.sdk, &self.resources.prefix, topic_arn, filter_policy).await
     }
 
-    /// Receives everything currently on a queue (deleting it), waiting up to `wait` for at
-    /// least `at_least` messages.
+    /// Receives everything on a queue (see [`drain_queue`]).
     pub async fn drain_queue(
         &self,
         queue_url: &str,
         at_least: usize,
         wait: std::time::Duration,
     ) -> Vec<aws_sdk_sqs::types::Message> {
-        let sqs = self.sqs();
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut messages = Vec::new();
-        loop {
-            let output = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("receive");
-            let batch = output.messages.unwrap_or_default();
-            let got = batch.len();
-            for m in &batch {
-                if let Some(handle) = &m.receipt_handle {
-                    sqs.delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete");
-                }
+        drain_queue(&self.sdk, queue_url, at_least, wait).await
+    }
+}
+
+
+/// Subscribes a fresh queue to `topic_arn` (raw delivery, optional filter policy) so a test can
+/// read what was published. Returns the queue URL.
+pub async fn subscribe_queue(sdk: &SdkConfig, prefix: &str, topic_arn: &str, filter_policy: Option<&str>) -> String {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let name = format!("{prefix}-probe-{}", &unique_prefix()[1..]);
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .expect("create probe queue")
+        .queue_url
+        .expect("queue url");
+    let arn = format!(
+        "arn:aws:sqs:{}:{}:{name}",
+        provision::EMULATOR_REGION,
+        provision::EMULATOR_ACCOUNT
+    );
+    let mut request = aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true");
+    if let Some(policy) = filter_policy {
+        request = request.attributes("FilterPolicy", policy);
+    }
+    request.send().await.expect("subscribe probe queue");
+    url
+}
+
+/// Receives everything currently on a queue (deleting it), waiting up to `wait` for at least
+/// `at_least` messages.
+pub async fn drain_queue(
+    sdk: &SdkConfig,
+    queue_url: &str,
+    at_least: usize,
+    wait: std::time::Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut messages = Vec::new();
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        let batch = output.messages.unwrap_or_default();
+        let got = batch.len();
+        for m in &batch {
+            if let Some(handle) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
             }
-            messages.extend(batch);
-            if got == 0 && (messages.len() >= at_least || tokio::time::Instant::now() >= deadline) {
-                return messages;
-            }
-            if got == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+        }
+        messages.extend(batch);
+        if got == 0 && (messages.len() >= at_least || tokio::time::Instant::now() >= deadline) {
+            return messages;
+        }
+        if got == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }
