@@ -1,0 +1,227 @@
+//! The crate's one error type, and the one place where errors become HTTP answers
+//! ([`ApiError::problem`]): RFC 9457 problem details, `application/problem+json`.
+//!
+//! Client mistakes are 4xx with a `detail` that says what to fix. Dependency failures never
+//! show their cause: throttling and transient failures are `503` with `Retry-After`, anything
+//! else is a bare `500`; the cause goes to the log line of the request.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+use shared::domain::{InvalidSubjectId, SubjectId};
+use shared::Retry;
+
+/// Where a throttled or failing dependency tells the caller to come back.
+pub const DEPENDENCY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such route")]
+    NotFound,
+
+    #[error("method {method} is not allowed here (allowed: {allow})")]
+    MethodNotAllowed { method: Method, allow: &'static str },
+
+    /// `location` says where the id was found, e.g. `subject_ids[3]`; `None` for the path.
+    #[error("invalid subject id{}", location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    InvalidSubjectId {
+        location: Option<String>,
+        #[source]
+        source: InvalidSubjectId,
+    },
+
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+
+    #[error("request body is not the expected JSON")]
+    MalformedJson(#[source] serde_json::Error),
+
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+
+    #[error("request body is {size} bytes; at most {limit} are accepted")]
+    PayloadTooLarge { size: usize, limit: usize },
+
+    #[error("unsupported content type {0:?}")]
+    UnsupportedMediaType(String),
+
+    /// The job was written but `compute.requested` could not be published. The job stays
+    /// `pending`; the first request after the dispatch timeout publishes it again.
+    #[error("the computation of {subject} was recorded but could not be dispatched")]
+    DispatchFailed {
+        subject: SubjectId,
+        retry_after: Duration,
+        #[source]
+        source: shared::Error,
+    },
+
+    /// Concurrent requests kept changing the subject's record under this one.
+    #[error("the record of {subject} kept changing under concurrent requests")]
+    Contended { subject: SubjectId },
+
+    #[error("a dependency failed")]
+    Dependency(#[from] shared::Error),
+
+    #[error("the handler panicked: {0}")]
+    Panic(String),
+}
+
+/// An RFC 9457 problem details object, plus the response headers that go with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    #[serde(serialize_with = "status_code")]
+    pub status: StatusCode,
+    pub detail: String,
+    /// The request path this occurrence is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// API Gateway's request id: quote it when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+fn status_code<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u16(status.as_u16())
+}
+
+/// Problem types (relative URI references; documented in docs/openapi.yaml). Plain HTTP
+/// conditions use `about:blank`, whose title is the status phrase (RFC 9457 section 4.2.1).
+pub mod types {
+    pub const BLANK: &str = "about:blank";
+    pub const INVALID_SUBJECT_ID: &str = "/problems/invalid-subject-id";
+    pub const INVALID_REQUEST: &str = "/problems/invalid-request";
+    pub const DISPATCH_FAILED: &str = "/problems/dispatch-failed";
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.problem().status
+    }
+
+    /// The one mapping from errors to status codes and problem bodies.
+    pub fn problem(&self) -> Problem {
+        let problem = |status: StatusCode, kind, title, detail: String| Problem {
+            kind,
+            title,
+            status,
+            detail,
+            instance: None,
+            request_id: None,
+            allow: None,
+            retry_after: None,
+        };
+        let blank = |status: StatusCode, detail: String| {
+            problem(
+                status,
+                types::BLANK,
+                status.canonical_reason().unwrap_or("Error"),
+                detail,
+            )
+        };
+        match self {
+            ApiError::NotFound => blank(
+                StatusCode::NOT_FOUND,
+                "No such resource. The API serves GET /v1/scores/{subject_id}, \
+                 POST /v1/scores/{subject_id}/refresh and POST /v1/scores/batch-get."
+                    .to_owned(),
+            ),
+            ApiError::MethodNotAllowed { method, allow } => Problem {
+                allow: Some(allow),
+                ..blank(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{method} is not allowed on this resource; use {allow}."),
+                )
+            },
+            ApiError::InvalidSubjectId { location, source } => problem(
+                StatusCode::BAD_REQUEST,
+                types::INVALID_SUBJECT_ID,
+                "Invalid subject id",
+                match location {
+                    Some(location) => format!("{location}: {source}"),
+                    None => source.to_string(),
+                },
+            ),
+            ApiError::InvalidQuery(detail) | ApiError::InvalidBody(detail) => problem(
+                StatusCode::BAD_REQUEST,
+                types::INVALID_REQUEST,
+                "Invalid request",
+                detail.clone(),
+            ),
+            ApiError::MalformedJson(source) => problem(
+                StatusCode::BAD_REQUEST,
+                types::INVALID_REQUEST,
+                "Invalid request",
+                format!("The body must be a JSON object {{\"subject_ids\": [\"...\"]}}: {source}."),
+            ),
+            ApiError::PayloadTooLarge { size, limit } => blank(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The body is {size} bytes; at most {limit} bytes are accepted."),
+            ),
+            ApiError::UnsupportedMediaType(content_type) => blank(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type {content_type:?} is not accepted; send application/json."),
+            ),
+            ApiError::DispatchFailed {
+                subject,
+                retry_after,
+                ..
+            } => Problem {
+                retry_after: Some(*retry_after),
+                ..problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    types::DISPATCH_FAILED,
+                    "Computation not dispatched",
+                    format!(
+                        "The computation of {subject} was recorded but could not be started \
+                         yet; ask again after {} seconds and it will be dispatched.",
+                        retry_after.as_secs()
+                    ),
+                )
+            },
+            ApiError::Contended { .. } => Problem {
+                retry_after: Some(DEPENDENCY_RETRY_AFTER),
+                ..blank(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Concurrent requests changed this score while it was being read; \
+                     try again."
+                        .to_owned(),
+                )
+            },
+            ApiError::Dependency(err) => match err.retry() {
+                Retry::Throttled | Retry::Transient => Problem {
+                    retry_after: Some(DEPENDENCY_RETRY_AFTER),
+                    ..blank(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The service is busy or a dependency is briefly unavailable; \
+                         try again shortly."
+                            .to_owned(),
+                    )
+                },
+                Retry::Permanent => internal(),
+            },
+            ApiError::Panic(_) => internal(),
+        }
+    }
+}
+
+fn internal() -> Problem {
+    Problem {
+        kind: types::BLANK,
+        title: "Internal Server Error",
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        detail: "The request could not be completed; quote the request_id when reporting this."
+            .to_owned(),
+        instance: None,
+        request_id: None,
+        allow: None,
+        retry_after: None,
+    }
+}
