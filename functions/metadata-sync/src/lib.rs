@@ -1,1 +1,506 @@
-//! metadata-sync handler (see the README's status table).
+//! metadata-sync: S3 event notifications (MetadataQueue) -> CatalogTable, in bulk, order-safe,
+//! loss-free; subjects whose datasets changed get their score marked stale.
+//!
+//! One invocation ([`handle`] -> [`sync_batch`]):
+//! 1. Each SQS body is read ([`notice`]): an `s3:TestEvent` is acknowledged with a log line;
+//!    an S3 event notification gives one [`notice::Notice`] per record: the key URL-decoded the
+//!    way S3 encodes it, `ObjectCreated:*` or `ObjectRemoved:*`, and its place in the key's
+//!    event order. Records for other buckets than `DATA_BUCKET`, and other event kinds
+//!    (restore, tagging, ...), are ignored with a log line.
+//! 2. Per key, only the newest record of the batch is worked on (the others are superseded).
+//! 3. A creation is turned into an upsert with HeadObject (size, ETag, content type, last
+//!    modified, user metadata: the object as it is now); a HeadObject 404 (the object was deleted
+//!    meanwhile) and a removal become a tombstone (`deleted`, `expires_at = now + tombstone
+//!    TTL`). HeadObjects run concurrently ([`HEAD_CONCURRENCY`]).
+//! 4. All upserts and tombstones of the batch go through ONE [`CatalogStore::apply`] call: it
+//!    reads the stored sequencers, drops what is not newer, and writes the rest with
+//!    BatchWriteItem in chunks of 25, unprocessed items retried with backoff. Its
+//!    [`ApplyReport`] (items written, skipped, DynamoDB requests) is logged.
+//! 5. For every key written under `datasets/{subject_id}/` (a valid subject id), the subject's
+//!    score is marked stale once per batch ([`ScoreStore::mark_stale`]), after the catalog write,
+//!    so that the recomputation it causes reads the new catalog.
+//!
+//! # Order
+//! S3's `sequencer` orders the events of one key ([`Sequencer`]'s order); an older event never
+//! overwrites a newer one, whatever the delivery order (a deletion is a tombstone, which keeps its
+//! sequencer). Records without a `sequencer` (moto's; S3 in AWS always sends one) get one from
+//! [`notice::fallback_sequencer`]: `-` + event time in microseconds (fixed width) + `0`
+//! (removal) or `1` (creation). Why that is safe:
+//! - it sorts below every real sequencer (`-` < `0`), so a record without a sequencer can never
+//!   override one that S3 ordered;
+//! - among records without sequencers, a later `eventTime` wins, which is the only order known;
+//! - at the same instant a creation wins over a removal, and the creation's HeadObject then tells
+//!   the truth as it is now (a 404 makes it a tombstone);
+//! - it is deterministic, so a duplicate delivery is recognised as the same event.
+//!
+//! Its limit: two writes of one key within the same millisecond (moto's `eventTime`
+//! resolution) look like one event, and the first one processed stands until the key's next
+//! event. With real sequencers this cannot happen.
+//!
+//! # Failures (partial batch response)
+//! Every failure is mapped back to the messages it concerns; only those are reported in
+//! `batchItemFailures` and redelivered, never the whole batch:
+//! - a body or record that cannot be read (not JSON, not an S3 event, a key that is not UTF-8):
+//!   its message (a poison message: it reaches the DLQ after `maxReceiveCount`);
+//! - a HeadObject error other than 404: the message of that record;
+//! - [`CatalogStore::apply`] failing as a whole (after its own retries): every message that
+//!   carried a record for a key in it. They are not retried here one by one: apply already
+//!   retried with backoff, so what is left is a throttled or broken table, and SQS redelivery
+//!   after the visibility timeout is the better backoff. A redelivered message is idempotent
+//!   (its change is skipped if it was written after all);
+//! - a failed `mark_stale`: the messages of that subject's keys (redelivered, their catalog
+//!   changes are skipped as already applied and the mark is tried again).
+//!
+//! Superseded records succeed with the message of the newest record of their key: if that one
+//! fails, it is redelivered and still supersedes them.
+
+pub mod error;
+pub mod notice;
+pub mod object;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use lambda_runtime::LambdaEvent;
+use shared::catalog_store::{split_key, ApplyReport, CatalogEntry, CatalogStore, Sequencer};
+use shared::domain::SubjectId;
+use shared::score_store::ScoreStore;
+use shared::Config;
+use tracing::{info, warn};
+
+pub use error::Error;
+use notice::{Action, Body, Notice};
+
+/// HeadObject calls in flight at once in one invocation.
+pub const HEAD_CONCURRENCY: usize = 16;
+/// `mark_stale` calls in flight at once in one invocation.
+pub const STALE_CONCURRENCY: usize = 8;
+
+/// Clients and settings, built once per container.
+#[derive(Clone, Debug)]
+pub struct Deps {
+    pub s3: aws_sdk_s3::Client,
+    pub catalog: CatalogStore,
+    pub scores: ScoreStore,
+    /// Records for other buckets are ignored.
+    pub data_bucket: String,
+    /// How long a deleted object's tombstone stays in the catalog.
+    pub tombstone_ttl: Duration,
+}
+
+impl Deps {
+    pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
+        let dynamodb = shared::aws::dynamodb(sdk);
+        Self {
+            s3: shared::aws::s3(sdk),
+            catalog: CatalogStore::new(dynamodb.clone(), &config.catalog_table),
+            scores: ScoreStore::new(dynamodb, &config.scores_table),
+            data_bucket: config.data_bucket.clone(),
+            tombstone_ttl: config.catalog_tombstone_ttl,
+        }
+    }
+}
+
+/// The Lambda handler: syncs the batch and reports the messages that failed. Never fails the
+/// whole batch: every failure is a message's own (see the crate doc).
+pub async fn handle(event: LambdaEvent<SqsEvent>, deps: &Deps) -> Result<SqsBatchResponse, Error> {
+    let report = sync_batch(&event.payload.records, deps, Utc::now()).await;
+    Ok(report.response())
+}
+
+/// What one batch did; [`handle`] logs it and answers with [`BatchReport::response`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchReport {
+    pub messages: usize,
+    pub test_events: usize,
+    /// Records for other buckets, or of event kinds that do not change the catalog.
+    pub ignored_records: usize,
+    /// Records that change the catalog (created / removed, our bucket).
+    pub changes: usize,
+    /// Records left out because a newer record of the same key was in the batch.
+    pub superseded: usize,
+    pub head_requests: usize,
+    /// Creations whose object was gone at HeadObject (written as tombstones).
+    pub vanished: usize,
+    /// The catalog write, when there was anything to write and it succeeded.
+    pub apply: Option<ApplyReport>,
+    /// Subjects whose score was marked stale (those with a score record).
+    pub stale_marked: usize,
+    /// The ids of the messages that failed, in batch order.
+    pub failed: Vec<String>,
+}
+
+impl BatchReport {
+    /// The partial batch response: the failed messages, nothing else.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failed
+            .iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.clone();
+                failure
+            })
+            .collect();
+        response
+    }
+}
+
+/// The error and its sources, for a log line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn message_id(message: &SqsMessage) -> &str {
+    message.message_id.as_deref().unwrap_or_default()
+}
+
+/// A change worked on, with the message it came from (index in the batch).
+struct Candidate {
+    message: usize,
+    notice: Notice,
+}
+
+enum Resolved {
+    Entry {
+        entry: CatalogEntry,
+        headed: bool,
+        vanished: bool,
+    },
+    Failed(Error),
+}
+
+/// Syncs one batch of MetadataQueue messages into the catalog (see the crate doc).
+pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>) -> BatchReport {
+    let mut report = BatchReport {
+        messages: messages.len(),
+        ..BatchReport::default()
+    };
+    let mut failed: BTreeSet<usize> = BTreeSet::new();
+
+    // 1. Read every message; a message with any unreadable record contributes nothing.
+    let mut candidates = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        match read_message(message, deps, &mut report) {
+            Ok(notices) => candidates.extend(notices.into_iter().map(|notice| Candidate {
+                message: index,
+                notice,
+            })),
+            Err(err) => {
+                warn!(
+                    message_id = message_id(message),
+                    retryable = err.is_retryable(),
+                    error = chain(&err),
+                    "message cannot be processed"
+                );
+                failed.insert(index);
+            }
+        }
+    }
+    report.changes = candidates.len();
+
+    // 2. The newest record per key; every message with a record for the key is a contributor.
+    let mut contributors: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut newest: HashMap<String, Candidate> = HashMap::new();
+    for candidate in candidates {
+        let key = candidate.notice.key.clone();
+        contributors
+            .entry(key.clone())
+            .or_default()
+            .push(candidate.message);
+        match newest.get(&key) {
+            Some(kept) => {
+                report.superseded += 1;
+                if candidate.notice.sequencer > kept.notice.sequencer {
+                    newest.insert(key, candidate);
+                }
+            }
+            None => {
+                newest.insert(key, candidate);
+            }
+        }
+    }
+
+    // 3. Upserts (HeadObject) and tombstones.
+    let resolved: Vec<(Candidate, Resolved)> = futures::stream::iter(newest.into_values())
+        .map(|candidate| async move {
+            let resolved = resolve(&candidate.notice, deps, now).await;
+            (candidate, resolved)
+        })
+        .buffer_unordered(HEAD_CONCURRENCY)
+        .collect()
+        .await;
+    let mut entries = Vec::with_capacity(resolved.len());
+    // The keys as S3 names them (not `CatalogEntry::key`, which need not give them back verbatim).
+    let mut written_keys = Vec::with_capacity(resolved.len());
+    for (candidate, resolved) in resolved {
+        match resolved {
+            Resolved::Entry {
+                entry,
+                headed,
+                vanished,
+            } => {
+                report.head_requests += usize::from(headed);
+                report.vanished += usize::from(vanished);
+                entries.push(entry);
+                written_keys.push(candidate.notice.key);
+            }
+            Resolved::Failed(err) => {
+                report.head_requests += 1;
+                warn!(
+                    message_id = message_id(&messages[candidate.message]),
+                    key = candidate.notice.key,
+                    retryable = err.is_retryable(),
+                    error = chain(&err),
+                    "record cannot be processed"
+                );
+                failed.insert(candidate.message);
+            }
+        }
+    }
+
+    // 4. One bulk write.
+    if !entries.is_empty() {
+        match deps.catalog.apply(entries).await.map_err(Error::Catalog) {
+            Ok(applied) => {
+                info!(
+                    items = written_keys.len(),
+                    written = applied.written,
+                    skipped = applied.skipped,
+                    dynamodb_requests = applied.requests,
+                    "catalog applied"
+                );
+                report.apply = Some(applied);
+            }
+            Err(err) => {
+                let affected: BTreeSet<usize> = written_keys
+                    .iter()
+                    .flat_map(|k| contributors[k].iter().copied())
+                    .collect();
+                warn!(
+                    items = written_keys.len(),
+                    messages = affected.len(),
+                    retryable = err.is_retryable(),
+                    error = chain(&err),
+                    "catalog write failed; failing the messages of its items"
+                );
+                failed.extend(affected);
+            }
+        }
+    }
+
+    // 5. Stale scores, once per subject, after the catalog write.
+    if report.apply.is_some() {
+        let mut subjects: HashMap<SubjectId, BTreeSet<usize>> = HashMap::new();
+        for key in &written_keys {
+            if let Some(subject) = subject_of(key) {
+                subjects
+                    .entry(subject)
+                    .or_default()
+                    .extend(contributors[key].iter().copied());
+            }
+        }
+        let marks: Vec<_> = futures::stream::iter(subjects)
+            .map(|(subject, messages)| async move {
+                let result =
+                    deps.scores
+                        .mark_stale(&subject)
+                        .await
+                        .map_err(|source| Error::MarkStale {
+                            subject: subject.to_string(),
+                            source,
+                        });
+                (result, messages)
+            })
+            .buffer_unordered(STALE_CONCURRENCY)
+            .collect()
+            .await;
+        for (result, affected) in marks {
+            match result {
+                Ok(true) => report.stale_marked += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    warn!(
+                        messages = affected.len(),
+                        retryable = err.is_retryable(),
+                        error = chain(&err),
+                        "marking a score stale failed; failing the messages of its keys"
+                    );
+                    failed.extend(affected);
+                }
+            }
+        }
+    }
+
+    report.failed = failed
+        .into_iter()
+        .map(|i| message_id(&messages[i]).to_owned())
+        .collect();
+    info!(
+        messages = report.messages,
+        test_events = report.test_events,
+        ignored = report.ignored_records,
+        changes = report.changes,
+        superseded = report.superseded,
+        head_requests = report.head_requests,
+        vanished = report.vanished,
+        written = report.apply.map(|a| a.written),
+        skipped = report.apply.map(|a| a.skipped),
+        dynamodb_requests = report.apply.map(|a| a.requests),
+        stale_marked = report.stale_marked,
+        failed = report.failed.len(),
+        "batch synced"
+    );
+    report
+}
+
+/// The catalog changes one message asks for.
+fn read_message(
+    message: &SqsMessage,
+    deps: &Deps,
+    report: &mut BatchReport,
+) -> Result<Vec<Notice>, Error> {
+    let body = message.body.as_deref().ok_or(Error::NoBody)?;
+    let event = match notice::parse_body(body)? {
+        Body::TestEvent { bucket } => {
+            info!(
+                message_id = message_id(message),
+                bucket, "s3:TestEvent acknowledged"
+            );
+            report.test_events += 1;
+            return Ok(Vec::new());
+        }
+        Body::Notification(event) => event,
+    };
+    let mut notices = Vec::with_capacity(event.records.len());
+    for record in &event.records {
+        match notice::notice(record)? {
+            None => {
+                info!(
+                    message_id = message_id(message),
+                    event_name = record.event_name,
+                    "event kind does not change the catalog; ignored"
+                );
+                report.ignored_records += 1;
+            }
+            Some(n) if n.bucket != deps.data_bucket => {
+                info!(
+                    message_id = message_id(message),
+                    bucket = n.bucket,
+                    data_bucket = deps.data_bucket,
+                    "event for another bucket; ignored"
+                );
+                report.ignored_records += 1;
+            }
+            Some(n) => notices.push(n),
+        }
+    }
+    Ok(notices)
+}
+
+async fn resolve(notice: &Notice, deps: &Deps, now: DateTime<Utc>) -> Resolved {
+    let tombstone = |sequencer: Sequencer| {
+        object::tombstone(
+            &notice.bucket,
+            &notice.key,
+            sequencer,
+            now,
+            deps.tombstone_ttl,
+        )
+    };
+    match notice.action {
+        Action::Removed => Resolved::Entry {
+            entry: tombstone(notice.sequencer.clone()),
+            headed: false,
+            vanished: false,
+        },
+        Action::Created => {
+            match object::head(
+                &deps.s3,
+                &notice.bucket,
+                &notice.key,
+                notice.sequencer.clone(),
+            )
+            .await
+            {
+                Ok(Some(entry)) => Resolved::Entry {
+                    entry,
+                    headed: true,
+                    vanished: false,
+                },
+                Ok(None) => {
+                    info!(
+                        key = notice.key,
+                        event_name = notice.event_name,
+                        "object deleted since its creation event; written as a tombstone"
+                    );
+                    Resolved::Entry {
+                        entry: tombstone(notice.sequencer.clone()),
+                        headed: true,
+                        vanished: true,
+                    }
+                }
+                Err(err) => Resolved::Failed(err),
+            }
+        }
+    }
+}
+
+/// The subject whose dataset a key belongs to: `datasets/{subject_id}/...` with a valid id.
+pub fn subject_of(key: &str) -> Option<SubjectId> {
+    let (dir, _) = split_key(key);
+    let id = dir.strip_prefix("datasets/")?;
+    SubjectId::parse(id).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_come_from_dataset_keys_only() {
+        let id = |k: &str| subject_of(k).map(|s| s.to_string());
+        assert_eq!(
+            id("datasets/shop-42/2026/11.ndjson").as_deref(),
+            Some("shop-42")
+        );
+        assert_eq!(
+            id("datasets/shop-42/a b.ndjson").as_deref(),
+            Some("shop-42")
+        );
+        assert_eq!(id("datasets/shop 42/a.ndjson"), None, "invalid subject id");
+        assert_eq!(
+            id("datasets/shop-42"),
+            None,
+            "a file in datasets/, not a subject's"
+        );
+        assert_eq!(id("models/fraud/2.json"), None);
+        assert_eq!(id("top.txt"), None);
+    }
+
+    #[test]
+    fn response_lists_the_failed_messages() {
+        let report = BatchReport {
+            failed: vec!["m2".into(), "m5".into()],
+            ..BatchReport::default()
+        };
+        let ids: Vec<_> = report
+            .response()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(ids, ["m2", "m5"]);
+    }
+}

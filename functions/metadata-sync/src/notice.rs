@@ -1,0 +1,277 @@
+//! What a MetadataQueue message says: an `s3:TestEvent`, or S3 event records, each read as one
+//! [`Notice`] (bucket, decoded key, created or removed, and its place in the key's event order).
+
+use aws_lambda_events::s3::{S3Event, S3EventRecord};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use shared::catalog_store::Sequencer;
+
+use crate::Error;
+
+/// One message body.
+#[derive(Debug)]
+pub enum Body {
+    /// S3 sends it once when the bucket's notification is configured; it is acknowledged.
+    TestEvent {
+        bucket: Option<String>,
+    },
+    Notification(S3Event),
+}
+
+/// The fields of an `s3:TestEvent` we look at (`{"Service":"Amazon S3","Event":"s3:TestEvent",
+/// "Time":...,"Bucket":...,"RequestId":...,"HostId":...}`).
+#[derive(Deserialize)]
+struct TestEvent {
+    #[serde(rename = "Event")]
+    event: String,
+    #[serde(rename = "Bucket", default)]
+    bucket: Option<String>,
+}
+
+pub fn parse_body(body: &str) -> Result<Body, Error> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(Error::Body)?;
+    if value.get("Event").is_some() {
+        let test: TestEvent = serde_json::from_value(value).map_err(Error::Body)?;
+        if test.event == "s3:TestEvent" {
+            return Ok(Body::TestEvent {
+                bucket: test.bucket,
+            });
+        }
+        return Err(Error::MissingField("Records"));
+    }
+    serde_json::from_value(value)
+        .map(Body::Notification)
+        .map_err(Error::Body)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `ObjectCreated:*` (Put, Post, Copy, CompleteMultipartUpload).
+    Created,
+    /// `ObjectRemoved:*` (Delete, DeleteMarkerCreated) and `LifecycleExpiration:Delete*`.
+    Removed,
+}
+
+/// One record that changes the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub bucket: String,
+    /// The object key, decoded.
+    pub key: String,
+    pub action: Action,
+    /// S3's `sequencer`, or the fallback of [`fallback_sequencer`] when the record has none.
+    pub sequencer: Sequencer,
+    pub event_name: String,
+}
+
+/// Reads one record. `Ok(None)`: an event kind that does not change the catalog (restore,
+/// tagging, ACL, replication...).
+pub fn notice(record: &S3EventRecord) -> Result<Option<Notice>, Error> {
+    let event_name = record
+        .event_name
+        .clone()
+        .ok_or(Error::MissingField("eventName"))?;
+    let action = if event_name.starts_with("ObjectCreated:") {
+        Action::Created
+    } else if event_name.starts_with("ObjectRemoved:")
+        || event_name.starts_with("LifecycleExpiration:Delete")
+    {
+        Action::Removed
+    } else {
+        return Ok(None);
+    };
+    let bucket = record
+        .s3
+        .bucket
+        .name
+        .clone()
+        .ok_or(Error::MissingField("s3.bucket.name"))?;
+    let encoded = record
+        .s3
+        .object
+        .key
+        .as_deref()
+        .ok_or(Error::MissingField("s3.object.key"))?;
+    let key = decode_key(encoded)?;
+    if key.is_empty() {
+        return Err(Error::MissingField("s3.object.key"));
+    }
+    let sequencer = match record.s3.object.sequencer.as_deref() {
+        Some(s) if !s.is_empty() => Sequencer(s.to_owned()),
+        _ => fallback_sequencer(record.event_time, action),
+    };
+    Ok(Some(Notice {
+        bucket,
+        key,
+        action,
+        sequencer,
+        event_name,
+    }))
+}
+
+/// Decodes a key as S3 encodes it in event notifications: form encoding, where `+` is a space
+/// and everything else (`%2B` for a plus, `%25` for a percent sign, UTF-8 bytes of non-ASCII
+/// characters, and `%2F` for a slash, which moto encodes and S3 does not) is percent-encoded.
+/// Bytes that are not UTF-8 are an error, never replaced.
+pub fn decode_key(encoded: &str) -> Result<String, Error> {
+    let spaced = encoded.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|source| Error::Key {
+            encoded: encoded.to_owned(),
+            source,
+        })
+}
+
+/// The order of a record without a `sequencer` (moto's records; see the crate doc for why this
+/// rule is safe): `-`, the event time in microseconds since the epoch as 20 digits, then `0` for
+/// a removal or `1` for a creation.
+///
+/// - `-` sorts below every hex digit, so under [`Sequencer`]'s order any real S3 sequencer is
+///   newer than any fallback one: an event without a sequencer never overrides one ordered by S3.
+/// - Fixed width: among fallback sequencers, a later `eventTime` is newer.
+/// - Same instant: a creation is newer than a removal, so the HeadObject of the creation decides
+///   (it sees whether the object exists now: a 404 turns it into a tombstone).
+/// - Deterministic: a re-delivered record gets the same sequencer and is recognised as a duplicate.
+pub fn fallback_sequencer(event_time: DateTime<Utc>, action: Action) -> Sequencer {
+    let micros = event_time.timestamp_micros().max(0);
+    let rank = match action {
+        Action::Removed => 0,
+        Action::Created => 1,
+    };
+    Sequencer(format!("-{micros:020}{rank}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_as_s3_encodes_them() {
+        let cases = [
+            ("datasets/shop-42/a.ndjson", "datasets/shop-42/a.ndjson"),
+            (
+                "datasets/shop-42/my+file.ndjson",
+                "datasets/shop-42/my file.ndjson",
+            ),
+            (
+                "datasets/shop-42/a%2Bb.ndjson",
+                "datasets/shop-42/a+b.ndjson",
+            ),
+            (
+                "datasets/shop-42/100%25.ndjson",
+                "datasets/shop-42/100%.ndjson",
+            ),
+            (
+                "datasets/shop-42/r%C3%A9sum%C3%A9+%E6%97%A5%E6%9C%AC.ndjson",
+                "datasets/shop-42/résumé 日本.ndjson",
+            ),
+            ("a/b//c///d.txt", "a/b//c///d.txt"),
+            // moto encodes the slashes too.
+            (
+                "datasets%2Fshop-42%2Fa+b%2Bc.ndjson",
+                "datasets/shop-42/a b+c.ndjson",
+            ),
+            ("k%3Dv%26x", "k=v&x"),
+        ];
+        for (encoded, decoded) in cases {
+            assert_eq!(decode_key(encoded).unwrap(), decoded, "{encoded}");
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_through_form_encoding() {
+        for key in ["a b+c/%/é/日本/x=y&z", "  ", "+/+", "a//b"] {
+            let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+            let s3_style = encoded.replace("%2F", "/");
+            assert_eq!(decode_key(&encoded).unwrap(), key);
+            assert_eq!(decode_key(&s3_style).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error() {
+        assert!(matches!(decode_key("a%FFb"), Err(Error::Key { .. })));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn fallback_sequencers_order_by_time_then_creation_and_below_real_ones() {
+        let t1 = at("2026-11-21T23:43:36.328Z");
+        let t2 = at("2026-11-21T23:43:36.329Z");
+        let later_year = at("2100-01-01T00:00:00Z");
+
+        assert!(fallback_sequencer(t1, Action::Created) < fallback_sequencer(t2, Action::Removed));
+        assert!(fallback_sequencer(t2, Action::Removed) < fallback_sequencer(t2, Action::Created));
+        assert!(
+            fallback_sequencer(t2, Action::Created)
+                < fallback_sequencer(later_year, Action::Removed)
+        );
+        assert_eq!(
+            fallback_sequencer(t1, Action::Created),
+            fallback_sequencer(t1, Action::Created)
+        );
+        for real in ["0", "00", "0055AED6DCD90281E5", "FFFFFFFFFFFFFFFFFF"] {
+            assert!(
+                fallback_sequencer(later_year, Action::Created) < Sequencer(real.to_owned()),
+                "{real}"
+            );
+        }
+    }
+
+    fn record(json: &str) -> S3EventRecord {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn records_become_notices() {
+        let created = record(
+            r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectCreated:CompleteMultipartUpload",
+                "userIdentity":{},"requestParameters":{},
+                "s3":{"bucket":{"name":"b"},"object":{"key":"datasets/s/a+b.ndjson","sequencer":"0055AED6DCD90281E5"}}}"#,
+        );
+        let n = notice(&created).unwrap().unwrap();
+        assert_eq!(n.key, "datasets/s/a b.ndjson");
+        assert_eq!(n.action, Action::Created);
+        assert_eq!(n.sequencer, Sequencer("0055AED6DCD90281E5".into()));
+
+        let removed_without_sequencer = record(
+            r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectRemoved:DeleteMarkerCreated",
+                "userIdentity":{},"requestParameters":{},
+                "s3":{"bucket":{"name":"b"},"object":{"key":"x"}}}"#,
+        );
+        let n = notice(&removed_without_sequencer).unwrap().unwrap();
+        assert_eq!(n.action, Action::Removed);
+        assert_eq!(
+            n.sequencer,
+            fallback_sequencer(at("2026-11-21T23:43:36.328Z"), Action::Removed)
+        );
+
+        let tagging = record(
+            r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectTagging:Put",
+                "userIdentity":{},"requestParameters":{},
+                "s3":{"bucket":{"name":"b"},"object":{"key":"x"}}}"#,
+        );
+        assert_eq!(notice(&tagging).unwrap(), None);
+    }
+
+    #[test]
+    fn bodies_are_test_events_or_notifications() {
+        let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-21T23:43:36.321Z","Bucket":"b","RequestId":"R","HostId":"H"}"#;
+        assert!(matches!(
+            parse_body(test).unwrap(),
+            Body::TestEvent { bucket: Some(b) } if b == "b"
+        ));
+        assert!(matches!(
+            parse_body(r#"{"Records":[]}"#).unwrap(),
+            Body::Notification(e) if e.records.is_empty()
+        ));
+        assert!(parse_body("not json").is_err());
+        assert!(parse_body(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).is_err());
+        assert!(parse_body(r#"{"Event":"s3:SomethingElse"}"#).is_err());
+    }
+}

@@ -1,0 +1,685 @@
+//! metadata-sync against the emulator: the payloads of `events/metadata-sync/`, objects in moto's
+//! S3, the catalog and scores in moto's DynamoDB.
+//!
+//! Run with `scripts/moto.sh run cargo test -p metadata-sync`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use chrono::Utc;
+use emulator::TestEnv;
+use lambda_runtime::{Context, LambdaEvent};
+use metadata_sync::{handle, sync_batch, BatchReport, Deps};
+use serde_json::Value;
+use shared::catalog_store::{split_key, CatalogEntry, CatalogStore, Sequencer};
+use shared::domain::{
+    Band, ClaimId, FeatureSummary, RequestReason, ScoreResult, ScoreStatus, SubjectId,
+};
+use shared::score_store::{ClaimOutcome, StartMode, StartOutcome};
+
+/// The bucket name in the files of `events/metadata-sync/`, replaced by the test's own.
+const EVENTS_BUCKET: &str = "deferred-data-123456789012-us-east-1";
+/// The key of create.json, overwrite.json and delete.json.
+const ORDERS: &str = "datasets/shop-42/2026-11/orders.ndjson";
+/// The key of out-of-order.json.
+const REFUNDS: &str = "datasets/shop-42/2026-11/refunds.ndjson";
+/// The keys of special-key.json, decoded, in message order.
+const SPECIAL_KEYS: [&str; 5] = [
+    "datasets/shop-42/2026 11/orders and refunds.ndjson",
+    "datasets/shop-42/a+b=c&d.ndjson",
+    "datasets/shop-42/résumé/日本語 ファイル.ndjson",
+    "datasets/shop-42/100% real.ndjson",
+    "datasets/shop-42/deep/er//than///you/think.ndjson",
+];
+
+fn bucket(env: &TestEnv) -> String {
+    env.config.data_bucket.clone()
+}
+
+/// A payload of `events/metadata-sync/`, for this test's bucket.
+fn event_file(name: &str, bucket: &str) -> SqsEvent {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/metadata-sync")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text.replace(EVENTS_BUCKET, bucket)).expect("a Lambda SQS event")
+}
+
+fn lambda(payload: SqsEvent) -> LambdaEvent<SqsEvent> {
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+/// create.json's message with another id, key (S3-encoded here) and sequencer.
+fn created_message(bucket: &str, id: &str, key: &str, sequencer: &str) -> SqsMessage {
+    let mut message = event_file("create.json", bucket).records.remove(0);
+    let mut body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
+    let object = &mut body["Records"][0]["s3"]["object"];
+    let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    object["key"] = Value::String(encoded.replace("%2F", "/"));
+    object["sequencer"] = Value::String(sequencer.to_owned());
+    message.body = Some(body.to_string());
+    message.message_id = Some(id.to_owned());
+    message
+}
+
+fn message_with_body(id: &str, body: &str) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.to_owned());
+    message.body = Some(body.to_owned());
+    message
+}
+
+fn failed_ids(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// Uploads an object; returns its ETag as S3 reports it (quoted).
+async fn put(env: &TestEnv, key: &str, body: &str) -> String {
+    env.s3()
+        .put_object()
+        .bucket(bucket(env))
+        .key(key)
+        .content_type("application/x-ndjson")
+        .metadata("source", "pos-export")
+        .body(body.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag
+        .expect("an ETag")
+}
+
+async fn catalog_get(env: &TestEnv, key: &str) -> Option<CatalogEntry> {
+    let (dir, name) = split_key(key);
+    env.catalog_store().get(&dir, &name).await.unwrap()
+}
+
+/// Counts BatchWriteItem requests as they go on the wire (retries included).
+#[derive(Debug, Clone, Default)]
+struct BatchWriteCounter(Arc<AtomicUsize>);
+
+impl Intercept for BatchWriteCounter {
+    fn name(&self) -> &'static str {
+        "BatchWriteCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        if target.is_some_and(|t| t.ends_with(".BatchWriteItem")) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn bulk_batch_of_100_creates_is_written_in_at_most_4_batch_writes() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let bucket = bucket(&env);
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("datasets/shop-{}/2026-11/part-{i:03}.ndjson", i % 7))
+        .collect();
+    futures::future::join_all(keys.iter().map(|k| put(&env, k, "{}\n"))).await;
+    let messages: Vec<SqsMessage> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            created_message(
+                &bucket,
+                &format!("m{i}"),
+                k,
+                &format!("00674A3B2C1D{i:06X}"),
+            )
+        })
+        .collect();
+    let counter = BatchWriteCounter::default();
+    let counted = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let deps = Deps {
+        catalog: CatalogStore::new(counted, &env.config.catalog_table),
+        ..Deps::new(&env.config, &env.sdk)
+    };
+
+    // Act
+    let report = sync_batch(&messages, &deps, Utc::now()).await;
+
+    // Assert
+    assert_eq!(report.failed, Vec::<String>::new());
+    let batch_writes = counter.0.load(Ordering::SeqCst);
+    assert!(
+        batch_writes <= 4,
+        "{batch_writes} BatchWriteItem calls for 100 items"
+    );
+    let applied = report.apply.expect("the catalog was written");
+    assert_eq!(applied.written, 100);
+    assert_eq!(
+        applied.requests,
+        batch_writes + 1,
+        "the logged request count: one BatchGetItem for the stored sequencers + the BatchWriteItems"
+    );
+    assert_eq!(report.head_requests, 100);
+    let mut cataloged = 0;
+    for shop in 0..7 {
+        cataloged += env
+            .catalog_store()
+            .list_dir(&format!("datasets/shop-{shop}"))
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(cataloged, 100);
+}
+
+#[tokio::test]
+async fn create_records_the_objects_metadata() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let etag = put(&env, ORDERS, "{\"amount\":1200}\n").await;
+    let deps = Deps::new(&env.config, &env.sdk);
+
+    // Act
+    let response = handle(lambda(event_file("create.json", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(response.batch_item_failures.is_empty());
+    let entry = catalog_get(&env, ORDERS).await.expect("cataloged");
+    assert_eq!(entry.dir, "datasets/shop-42");
+    assert_eq!(entry.name, "2026-11/orders.ndjson");
+    assert_eq!(entry.bucket, bucket(&env));
+    assert_eq!(entry.size, 16);
+    assert_eq!(
+        entry.etag.as_deref(),
+        Some(etag.trim_matches('"')),
+        "unquoted"
+    );
+    assert_eq!(entry.content_type.as_deref(), Some("application/x-ndjson"));
+    assert!(entry.last_modified.is_some());
+    assert_eq!(
+        entry.user_metadata,
+        HashMap::from([("source".to_owned(), "pos-export".to_owned())])
+    );
+    assert_eq!(entry.sequencer, Sequencer("00674A3B2C1D0E0F10".into()));
+    assert!(!entry.deleted);
+}
+
+#[tokio::test]
+async fn delete_leaves_a_tombstone_that_readers_skip() {
+    // Arrange
+    let env = TestEnv::new().await;
+    put(&env, ORDERS, "{}\n").await;
+    let deps = Deps::new(&env.config, &env.sdk);
+    handle(lambda(event_file("create.json", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+    env.s3()
+        .delete_object()
+        .bucket(bucket(&env))
+        .key(ORDERS)
+        .send()
+        .await
+        .unwrap();
+    let before = Utc::now().timestamp();
+
+    // Act
+    let response = handle(lambda(event_file("delete.json", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(response.batch_item_failures.is_empty());
+    let tombstone = catalog_get(&env, ORDERS).await.expect("a tombstone");
+    assert!(tombstone.deleted);
+    assert_eq!(tombstone.sequencer, Sequencer("00674A3B2C1D0E0F30".into()));
+    let ttl = env.config.catalog_tombstone_ttl.as_secs() as i64;
+    let expires = tombstone.expires_at.expect("tombstones expire");
+    assert!((before + ttl..=Utc::now().timestamp() + ttl).contains(&expires));
+    assert!(env
+        .catalog_store()
+        .list_dir("datasets/shop-42")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Out of order, the worst case: the object exists in S3 (so the older create's HeadObject
+/// succeeds), and still the newer delete must win.
+async fn assert_refunds_absent(env: &TestEnv) {
+    let entry = catalog_get(env, REFUNDS).await.expect("a tombstone");
+    assert!(entry.deleted, "the older create overwrote the newer delete");
+    assert_eq!(entry.sequencer, Sequencer("00674A3B2C1D0E0F50".into()));
+    assert!(env
+        .catalog_store()
+        .list_dir("datasets/shop-42")
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.key() != REFUNDS));
+}
+
+#[tokio::test]
+async fn delete_delivered_before_its_create_in_one_batch_leaves_the_item_absent() {
+    // Arrange
+    let env = TestEnv::new().await;
+    put(&env, REFUNDS, "{}\n").await;
+    let deps = Deps::new(&env.config, &env.sdk);
+    let event = event_file("out-of-order.json", &bucket(&env));
+
+    // Act
+    let report = sync_batch(&event.records, &deps, Utc::now()).await;
+
+    // Assert
+    assert!(report.failed.is_empty());
+    assert_eq!(report.superseded, 1);
+    assert_eq!(
+        report.head_requests, 0,
+        "the superseded create needs no HeadObject"
+    );
+    assert_refunds_absent(&env).await;
+}
+
+#[tokio::test]
+async fn delete_delivered_before_its_create_in_two_batches_leaves_the_item_absent() {
+    // Arrange
+    let env = TestEnv::new().await;
+    put(&env, REFUNDS, "{}\n").await;
+    let deps = Deps::new(&env.config, &env.sdk);
+    let mut event = event_file("out-of-order.json", &bucket(&env));
+    let create = event.records.pop().unwrap();
+    let delete = event.records.pop().unwrap();
+
+    // Act
+    let first = handle(lambda(batch(vec![delete])), &deps).await.unwrap();
+    let second = sync_batch(&[create], &deps, Utc::now()).await;
+
+    // Assert
+    assert!(first.batch_item_failures.is_empty());
+    assert!(second.failed.is_empty());
+    assert_eq!(second.apply.map(|a| (a.written, a.skipped)), Some((0, 1)));
+    assert_refunds_absent(&env).await;
+}
+
+#[tokio::test]
+async fn duplicate_delivery_leaves_one_unchanged_item() {
+    // Arrange
+    let env = TestEnv::new().await;
+    put(&env, ORDERS, "{}\n").await;
+    let deps = Deps::new(&env.config, &env.sdk);
+    let create = event_file("create.json", &bucket(&env)).records.remove(0);
+    handle(lambda(batch(vec![create.clone()])), &deps)
+        .await
+        .unwrap();
+    let first = catalog_get(&env, ORDERS).await.expect("cataloged");
+
+    // Act: the same message again, twice in one batch (as SQS may deliver it).
+    let mut again = create.clone();
+    again.message_id = Some("redelivered".into());
+    let report = sync_batch(&[create, again], &deps, Utc::now()).await;
+
+    // Assert
+    assert!(report.failed.is_empty());
+    assert_eq!(report.superseded, 1);
+    assert_eq!(report.apply.map(|a| (a.written, a.skipped)), Some((0, 1)));
+    assert_eq!(catalog_get(&env, ORDERS).await, Some(first));
+    assert_eq!(
+        env.catalog_store()
+            .list_dir("datasets/shop-42")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn overwrite_wins_and_a_late_older_create_does_not_undo_it() {
+    // Arrange
+    let env = TestEnv::new().await;
+    put(&env, ORDERS, "{}\n").await;
+    let deps = Deps::new(&env.config, &env.sdk);
+    handle(lambda(event_file("create.json", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+    put(&env, ORDERS, "{\"a\":1}\n{\"a\":2}\n").await;
+
+    // Act
+    let overwrite = handle(lambda(event_file("overwrite.json", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+    let late = sync_batch(
+        &event_file("create.json", &bucket(&env)).records,
+        &deps,
+        Utc::now(),
+    )
+    .await;
+
+    // Assert
+    assert!(overwrite.batch_item_failures.is_empty());
+    assert_eq!(late.apply.map(|a| (a.written, a.skipped)), Some((0, 1)));
+    let entry = catalog_get(&env, ORDERS).await.expect("cataloged");
+    assert_eq!(entry.size, 16);
+    assert_eq!(entry.sequencer, Sequencer("00674A3B2C1D0E0F20".into()));
+}
+
+#[tokio::test]
+async fn special_keys_round_trip_exactly() {
+    // Arrange
+    let env = TestEnv::new().await;
+    for key in SPECIAL_KEYS {
+        put(&env, key, key).await;
+    }
+    let deps = Deps::new(&env.config, &env.sdk);
+
+    // Act
+    let response = handle(lambda(event_file("special-key.json", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    for key in SPECIAL_KEYS {
+        let entry = catalog_get(&env, key)
+            .await
+            .unwrap_or_else(|| panic!("{key:?} cataloged"));
+        assert_eq!(entry.key(), key);
+        assert_eq!(entry.size, key.len() as i64, "HeadObject found {key:?}");
+    }
+    let listed: BTreeSet<String> = env
+        .catalog_store()
+        .list_dir("datasets/shop-42")
+        .await
+        .unwrap()
+        .iter()
+        .map(CatalogEntry::key)
+        .collect();
+    assert_eq!(listed, SPECIAL_KEYS.iter().map(|k| k.to_string()).collect());
+}
+
+async fn done_score(env: &TestEnv, subject: &SubjectId) {
+    let store = env.score_store();
+    let now = Utc::now();
+    let StartOutcome::Started(job) = store
+        .start_job(
+            subject,
+            RequestReason::Miss,
+            StartMode::Refresh,
+            now,
+            env.config.result_ttl,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("job started");
+    };
+    let claim = ClaimId::new();
+    let ClaimOutcome::Claimed(_) = store
+        .claim(subject, job.job_id, &claim, now, env.config.compute_lease)
+        .await
+        .unwrap()
+    else {
+        panic!("job claimed");
+    };
+    let result = ScoreResult {
+        score: 0.2,
+        band: Band::Low,
+        reasons: vec![],
+        model_version: "test".into(),
+        feature_summary: FeatureSummary::default(),
+    };
+    store
+        .complete(subject, &claim, &result, now, env.config.result_ttl)
+        .await
+        .unwrap()
+        .expect("completed");
+}
+
+#[tokio::test]
+async fn new_data_marks_the_subjects_score_stale_once_per_batch() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let subject = SubjectId::parse("shop-42").unwrap();
+    done_score(&env, &subject).await;
+    let before = env
+        .score_store()
+        .get(&subject, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((before.status, before.stale), (ScoreStatus::Done, false));
+    for key in SPECIAL_KEYS {
+        put(&env, key, "{}\n").await;
+    }
+    put(&env, "datasets/shop-7/a.ndjson", "{}\n").await; // no score record
+    let mut messages = event_file("special-key.json", &bucket(&env)).records;
+    messages.push(created_message(
+        &bucket(&env),
+        "shop-7",
+        "datasets/shop-7/a.ndjson",
+        "0001",
+    ));
+    let deps = Deps::new(&env.config, &env.sdk);
+
+    // Act
+    let report = sync_batch(&messages, &deps, Utc::now()).await;
+
+    // Assert
+    assert!(report.failed.is_empty());
+    assert_eq!(report.stale_marked, 1, "shop-42 once; shop-7 has no score");
+    let after = env
+        .score_store()
+        .get(&subject, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.stale);
+    assert_eq!(after.status, ScoreStatus::Done);
+    assert_eq!(after.result, before.result);
+    let shop7 = SubjectId::parse("shop-7").unwrap();
+    assert_eq!(
+        env.score_store().get(&shop7, Utc::now()).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_poison_record_fails_only_its_own_message() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let bucket = bucket(&env);
+    put(&env, ORDERS, "{}\n").await;
+    let good = event_file("create.json", &bucket).records.remove(0);
+    let test_event = event_file("test-event.json", &bucket).records.remove(0);
+    let not_json = message_with_body("not-json", "this is not an S3 event");
+    let bad_key = created_message(&bucket, "bad-key", "x", "0002");
+    let bad_key = {
+        let mut m = bad_key;
+        m.body = Some(
+            m.body
+                .unwrap()
+                .replace("\"key\":\"x\"", "\"key\":\"datasets/shop-42/%FF.ndjson\""),
+        );
+        m
+    };
+    let no_records = message_with_body(
+        "no-records",
+        r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#,
+    );
+    let other_bucket = created_message("someone-elses-bucket", "other-bucket", ORDERS, "0003");
+    let messages = vec![
+        good,
+        not_json,
+        test_event,
+        bad_key,
+        no_records,
+        other_bucket,
+    ];
+
+    // Act
+    let response = handle(lambda(batch(messages)), &Deps::new(&env.config, &env.sdk))
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(failed_ids(&response), ["not-json", "bad-key", "no-records"]);
+    assert!(
+        catalog_get(&env, ORDERS).await.is_some(),
+        "the good record was written"
+    );
+}
+
+#[tokio::test]
+async fn a_catalog_failure_fails_only_the_messages_with_catalog_changes() {
+    // Arrange: a catalog table that does not exist.
+    let env = TestEnv::new().await;
+    let bucket = bucket(&env);
+    put(&env, ORDERS, "{}\n").await;
+    let deps = Deps {
+        catalog: CatalogStore::new(env.dynamodb(), "no-such-table"),
+        ..Deps::new(&env.config, &env.sdk)
+    };
+    let mut messages = event_file("test-event.json", &bucket).records;
+    messages.extend(event_file("create.json", &bucket).records);
+    messages.extend(event_file("out-of-order.json", &bucket).records);
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| m.message_id.clone().unwrap())
+        .collect();
+
+    // Act
+    let report: BatchReport = sync_batch(&messages, &deps, Utc::now()).await;
+
+    // Assert: everything but the test event is redelivered; nothing marked stale.
+    assert_eq!(report.failed, ids[1..].to_vec());
+    assert_eq!(report.apply, None);
+    assert_eq!(report.stale_marked, 0);
+}
+
+#[tokio::test]
+async fn s3_notifications_from_moto_are_synced_end_to_end() {
+    // Arrange: an object with an awkward key, uploaded to the provisioned bucket, whose
+    // notification configuration sends to MetadataQueue.
+    let env = TestEnv::new().await;
+    let key = "datasets/shop-42/2026 11/a+b %é.ndjson";
+    let queue = env.resources.queues["MetadataQueue"].url.clone();
+    let deps = Deps::new(&env.config, &env.sdk);
+    // What the local runner does with a received message: Lambda's SQS record, the body
+    // Lambda-shaped (or, `shape = false`, as moto wrote it).
+    let lambda_message = |id: &Option<String>, body: &Option<String>, shape: bool| {
+        let body = body.clone().expect("a body");
+        let mut message = SqsMessage::default();
+        message.message_id = id.clone();
+        message.body = Some(if shape {
+            emulator::s3_events::to_lambda_shape(&body)
+        } else {
+            body
+        });
+        message
+    };
+
+    // Act: the s3:TestEvent moto sent when the notification was configured.
+    let tests = env.drain_queue(&queue, 1, Duration::from_secs(30)).await;
+    let acknowledged = sync_batch(
+        &tests
+            .iter()
+            .map(|m| lambda_message(&m.message_id, &m.body, true))
+            .collect::<Vec<_>>(),
+        &deps,
+        Utc::now(),
+    )
+    .await;
+
+    // Assert
+    assert!(!tests.is_empty());
+    assert_eq!(acknowledged.test_events, tests.len());
+    assert!(acknowledged.failed.is_empty());
+
+    // Act: the upload's notification, as moto sends it and Lambda-shaped.
+    put(&env, key, "{}\n").await;
+    let created = env.drain_queue(&queue, 1, Duration::from_secs(30)).await;
+    let raw = sync_batch(
+        &created
+            .iter()
+            .map(|m| lambda_message(&m.message_id, &m.body, false))
+            .collect::<Vec<_>>(),
+        &deps,
+        Utc::now(),
+    )
+    .await;
+    let shaped = handle(
+        lambda(batch(
+            created
+                .iter()
+                .map(|m| lambda_message(&m.message_id, &m.body, true))
+                .collect(),
+        )),
+        &deps,
+    )
+    .await
+    .unwrap();
+
+    // Assert
+    assert_eq!(created.len(), 1, "one notification for one upload");
+    assert_eq!(
+        raw.failed.len(),
+        1,
+        "moto's body as it is does not parse as a standard S3 event"
+    );
+    assert!(shaped.batch_item_failures.is_empty());
+    let entry = catalog_get(&env, key).await.expect("cataloged");
+    assert_eq!(entry.key(), key);
+    assert_eq!(entry.size, 3);
+    assert!(
+        entry.sequencer.0.starts_with('-'),
+        "moto sends no sequencer: fallback order"
+    );
+
+    // Act: the delete notification, also through moto.
+    env.s3()
+        .delete_object()
+        .bucket(bucket(&env))
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let removed = env.drain_queue(&queue, 1, Duration::from_secs(30)).await;
+    let response = handle(
+        lambda(batch(
+            removed
+                .iter()
+                .map(|m| lambda_message(&m.message_id, &m.body, true))
+                .collect(),
+        )),
+        &deps,
+    )
+    .await
+    .unwrap();
+
+    // Assert: the later eventTime wins.
+    assert!(response.batch_item_failures.is_empty());
+    assert!(catalog_get(&env, key).await.expect("a tombstone").deleted);
+}
