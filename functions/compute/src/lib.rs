@@ -1,1 +1,376 @@
-//! compute handler (see the README's status table).
+//! The compute function: for each `compute.requested` message of an SQS batch, claim the job,
+//! gather the subject's features, score them, store the result.
+//!
+//! Each message is handled on its own (a few at a time, [`MESSAGES_IN_FLIGHT`]), and the
+//! batch response names only the messages SQS should deliver again:
+//!
+//! | situation | job | message |
+//! |---|---|---|
+//! | malformed message (not a `compute.requested` v1) | untouched | acknowledged (it can never succeed), logged |
+//! | job done, held by another worker's live lease, or replaced by a newer job | untouched | acknowledged (duplicate delivery) |
+//! | scored | `done` with the result (TTL `result_ttl`) | acknowledged |
+//! | no data for the subject | `failed`, `NO_DATA` | acknowledged |
+//! | permanent error (corrupt object, model rejects the features) | `failed`, see [`error::codes`] | acknowledged |
+//! | transient error (throttling, 5xx, broken download), or the deadline is near | stays `running` under this claim until its lease passes; the redelivery (after the queue's visibility timeout, longer than the lease) claims it again | **failed**: SQS delivers it again |
+//! | the same on the message's last attempt (`ApproximateReceiveCount >= compute_max_receive_count`) | `failed` (`UNAVAILABLE` / `DEADLINE_EXCEEDED`, retryable) | acknowledged |
+//! | the claim could not even be made (DynamoDB failing) | untouched | **failed** |
+//!
+//! Time: the invocation's deadline (`context.deadline`) minus [`DEADLINE_MARGIN`] bounds the
+//! work; a message whose work is not done by then is reported failed, and the margin is kept
+//! for the final conditional write, so the function is never killed mid-write. Every status
+//! change is a conditional write in [`ScoreStore`], so duplicates and races are harmless.
+//!
+//! Other pieces: [`source`] (the [`FeatureSource`] port and the catalog + S3 adapter),
+//! [`datagen`] (seeded demo and test data), the model in [`shared::model`] and the features in
+//! [`shared::features`].
+
+pub mod datagen;
+pub mod error;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::Utc;
+use futures::StreamExt;
+use lambda_runtime::LambdaEvent;
+use shared::catalog_store::CatalogStore;
+use shared::domain::{ClaimId, FeatureSummary, JobError, JobId, ScoreResult, SubjectId};
+use shared::events::ComputeRequested;
+use shared::model::ModelStore;
+use shared::score_store::{ClaimOutcome, ScoreStore};
+use shared::Config;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+pub use error::Error;
+pub use source::{FeatureSource, LakeSource};
+
+/// Messages of one batch worked on at once. Jobs in flight (and so reads on the feature
+/// source) are at most `MaximumConcurrency x min(BatchSize, MESSAGES_IN_FLIGHT)`.
+pub const MESSAGES_IN_FLIGHT: usize = 2;
+
+/// Work stops this long before the invocation's deadline, leaving time for the final write.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Clients, stores, the model and the settings, built once per container.
+#[derive(Clone)]
+pub struct Deps {
+    scores: ScoreStore,
+    features: Arc<dyn FeatureSource>,
+    models: ModelStore,
+    result_ttl: Duration,
+    lease: Duration,
+    max_receive_count: u32,
+}
+
+impl Deps {
+    /// The ScoresTable store, the catalog + S3 feature source and the model (`config.model_uri`
+    /// or the embedded one). Fails only on a malformed `MODEL_URI`, so a misconfigured function
+    /// fails at cold start.
+    pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
+        let dynamodb = shared::aws::dynamodb(sdk);
+        let s3 = shared::aws::s3(sdk);
+        Ok(Self {
+            scores: ScoreStore::new(dynamodb.clone(), &config.scores_table),
+            features: Arc::new(LakeSource::new(
+                CatalogStore::new(dynamodb, &config.catalog_table),
+                s3.clone(),
+            )),
+            models: ModelStore::from_config(config, s3)?,
+            result_ttl: config.result_ttl,
+            lease: config.compute_lease,
+            max_receive_count: config.compute_max_receive_count,
+        })
+    }
+
+    /// Replaces where features come from (a team's own source; tests inject failures).
+    pub fn with_feature_source(mut self, source: Arc<dyn FeatureSource>) -> Self {
+        self.features = source;
+        self
+    }
+
+    /// Replaces the model (e.g. `ModelStore::fixed(Arc::new(MyModel))`).
+    pub fn with_model_store(mut self, models: ModelStore) -> Self {
+        self.models = models;
+        self
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Scored and stored.
+    Done,
+    /// Acknowledged without work (malformed, duplicate, claim lost).
+    Skipped,
+    /// The job was marked failed; acknowledged.
+    Failed,
+    /// Reported as a batch item failure: SQS delivers it again.
+    Retry,
+}
+
+/// The Lambda handler: one [`SqsBatchResponse`] naming the messages to deliver again.
+pub async fn handle(event: LambdaEvent<SqsEvent>, deps: &Deps) -> Result<SqsBatchResponse, Error> {
+    let deadline = work_deadline(event.context.deadline, DEADLINE_MARGIN);
+    let records = event.payload.records;
+    let outcomes: Vec<(Option<String>, Outcome)> = futures::stream::iter(records)
+        .map(|record| async move {
+            let outcome = process(&record, deps, deadline).await;
+            (record.message_id, outcome)
+        })
+        .buffer_unordered(MESSAGES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (message_id, outcome) in outcomes {
+        if outcome == Outcome::Retry {
+            match message_id {
+                Some(id) => response.add_failure(id),
+                None => tracing::error!("a message without a messageId cannot be retried"),
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// The instant work must stop: the deadline (epoch ms) less the margin; `None` when the
+/// context carries no deadline (0).
+fn work_deadline(deadline_ms: u64, margin: Duration) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(Instant::now() + remaining.saturating_sub(margin))
+}
+
+async fn process(record: &SqsMessage, deps: &Deps, deadline: Option<Instant>) -> Outcome {
+    let message_id = record.message_id.as_deref().unwrap_or_default();
+    let request = match ComputeRequested::from_json(record.body.as_deref().unwrap_or_default()) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::error!(message_id, error = %err, "malformed message acknowledged: it can never succeed");
+            return Outcome::Skipped;
+        }
+    };
+    let receive_count: u32 = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let job = Job {
+        subject: request.subject_id,
+        job_id: request.job_id,
+        claim_id: ClaimId::new(),
+        last_attempt: receive_count >= deps.max_receive_count,
+        deadline,
+    };
+    let span = tracing::info_span!(
+        "job",
+        subject = %job.subject,
+        job_id = %job.job_id,
+        message_id,
+        receive_count,
+        trace_id = request.trace_id.as_deref().unwrap_or_default(),
+    );
+    job.run(deps).instrument(span).await
+}
+
+struct Job {
+    subject: SubjectId,
+    job_id: JobId,
+    claim_id: ClaimId,
+    last_attempt: bool,
+    deadline: Option<Instant>,
+}
+
+enum Computed {
+    Scored(ScoreResult),
+    NoData(FeatureSummary),
+}
+
+impl Job {
+    async fn run(&self, deps: &Deps) -> Outcome {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            tracing::warn!("not started: the invocation's deadline is near");
+            return Outcome::Retry;
+        }
+        let started = Instant::now();
+        match deps
+            .scores
+            .claim(
+                &self.subject,
+                self.job_id,
+                &self.claim_id,
+                Utc::now(),
+                deps.lease,
+            )
+            .await
+        {
+            Ok(ClaimOutcome::Claimed(record)) => {
+                tracing::info!(attempts = record.attempts, "job claimed");
+            }
+            Ok(ClaimOutcome::NotClaimable(current)) => {
+                tracing::info!(
+                    status = current.as_ref().map(|r| r.status.as_str()),
+                    current_job_id = current.as_ref().map(|r| r.job_id.to_string()),
+                    "job not claimable (finished, held by another worker, or replaced): acknowledged"
+                );
+                return Outcome::Skipped;
+            }
+            Err(err) => {
+                tracing::error!(error = %error::report(&err), retryable = err.is_retryable(), "claim failed");
+                return Outcome::Retry;
+            }
+        }
+
+        let work = self.compute(deps);
+        let computed = match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, work).await,
+            None => Ok(work.await),
+        };
+        match computed {
+            Ok(Ok(Computed::Scored(result))) => self.complete(deps, result, started).await,
+            Ok(Ok(Computed::NoData(summary))) => {
+                let message = format!(
+                    "no transactions for {} ({} objects, {} malformed lines)",
+                    self.subject, summary.objects, summary.malformed_lines
+                );
+                self.fail(deps, error::codes::NO_DATA, message).await
+            }
+            Ok(Err(err)) if err.is_retryable() && !self.last_attempt => {
+                tracing::warn!(error = %error::report(&err), "transient failure: the message will be delivered again");
+                Outcome::Retry
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %error::report(&err), last_attempt = self.last_attempt, "job failed");
+                self.fail(deps, err.code(), error::report(&err)).await
+            }
+            Err(_elapsed) if !self.last_attempt => {
+                tracing::warn!("stopped at the deadline: the message will be delivered again");
+                Outcome::Retry
+            }
+            Err(_elapsed) => {
+                let message = "the last attempt ran out of function time".to_owned();
+                self.fail(deps, error::codes::DEADLINE_EXCEEDED, message)
+                    .await
+            }
+        }
+    }
+
+    async fn compute(&self, deps: &Deps) -> Result<Computed, Error> {
+        let model = deps.models.current().await?;
+        let summary = deps.features.gather(&self.subject).await?;
+        if summary.rows == 0 {
+            return Ok(Computed::NoData(summary));
+        }
+        let result = tokio::task::spawn_blocking(move || model.score(&summary)).await??;
+        Ok(Computed::Scored(result))
+    }
+
+    async fn complete(&self, deps: &Deps, result: ScoreResult, started: Instant) -> Outcome {
+        let stored = deps
+            .scores
+            .complete(
+                &self.subject,
+                &self.claim_id,
+                &result,
+                Utc::now(),
+                deps.result_ttl,
+            )
+            .await;
+        match stored {
+            Ok(Some(_)) => {
+                let summary = &result.feature_summary;
+                tracing::info!(
+                    score = result.score,
+                    band = result.band.as_str(),
+                    model_version = %result.model_version,
+                    objects = summary.objects,
+                    bytes = summary.bytes,
+                    rows = summary.rows,
+                    malformed_lines = summary.malformed_lines,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "scored"
+                );
+                Outcome::Done
+            }
+            Ok(None) => {
+                tracing::warn!("claim lost before the result was stored (lease passed and the job was reclaimed, or replaced): acknowledged");
+                Outcome::Skipped
+            }
+            Err(err) if self.last_attempt => {
+                tracing::error!(error = %error::report(&err), "storing the result failed on the last attempt");
+                self.fail(deps, error::codes::UNAVAILABLE, error::report(&err))
+                    .await
+            }
+            Err(err) => {
+                tracing::warn!(error = %error::report(&err), "storing the result failed: the message will be delivered again");
+                Outcome::Retry
+            }
+        }
+    }
+
+    async fn fail(&self, deps: &Deps, code: &str, message: String) -> Outcome {
+        let error = JobError {
+            code: code.to_owned(),
+            message,
+            retryable: error::codes::retryable(code),
+        };
+        let stored = deps
+            .scores
+            .fail(
+                &self.subject,
+                self.job_id,
+                Some(&self.claim_id),
+                &error,
+                Utc::now(),
+                deps.result_ttl,
+            )
+            .await;
+        match stored {
+            Ok(Some(_)) => {
+                tracing::info!(code, retryable = error.retryable, message = %error.message, "job marked failed");
+                Outcome::Failed
+            }
+            Ok(None) => {
+                tracing::warn!(
+                    code,
+                    "claim lost before the failure was stored: acknowledged"
+                );
+                Outcome::Skipped
+            }
+            Err(err) => {
+                tracing::error!(error = %error::report(&err), code, "marking the job failed did not work: the message will be delivered again");
+                Outcome::Retry
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_leaves_the_margin() {
+        assert_eq!(work_deadline(0, DEADLINE_MARGIN), None);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let far = work_deadline(now_ms + 60_000, Duration::from_secs(5)).unwrap();
+        let left = far - Instant::now();
+        assert!(
+            left <= Duration::from_secs(55) && left > Duration::from_secs(50),
+            "{left:?}"
+        );
+        let past = work_deadline(now_ms - 1_000, DEADLINE_MARGIN).unwrap();
+        assert!(past <= Instant::now());
+    }
+}

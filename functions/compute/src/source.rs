@@ -1,0 +1,280 @@
+//! Where features come from: the [`FeatureSource`] port and the shipped data-lake adapter.
+//!
+//! [`LakeSource`] lists the subject's objects from CatalogTable (`dir = datasets/{subject_id}`;
+//! listing S3 itself is slow and costly), streams each `.ndjson` / `.ndjson.gz` object from S3
+//! and feeds it, chunk by chunk, to a [`FeatureAccumulator`] on a blocking thread: the async
+//! side only moves bytes, decompression and parsing never run on the async workers, and no
+//! object is ever held in memory whole.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use shared::catalog_store::{CatalogEntry, CatalogStore};
+use shared::domain::{FeatureSummary, SubjectId};
+use shared::features::FeatureAccumulator;
+use tokio::sync::mpsc;
+
+use crate::Error;
+
+/// Gathers a subject's features. The shipped one is [`LakeSource`]; a team can plug in its own
+/// (e.g. a relational database) with [`crate::Deps::with_feature_source`].
+///
+/// Returns the features of whatever data there is: a summary with `rows == 0` means there was
+/// no usable data, and the job fails with `NO_DATA`. Errors are classified by
+/// [`Error::is_retryable`]. The future may be dropped at the function's deadline.
+pub trait FeatureSource: Send + Sync {
+    fn gather<'a>(&'a self, subject: &'a SubjectId)
+        -> BoxFuture<'a, Result<FeatureSummary, Error>>;
+}
+
+/// Objects read at once per subject (each streams into its own accumulator; they are merged).
+pub const OBJECTS_IN_FLIGHT: usize = 2;
+
+/// Chunks buffered between the download and the parser of one object (back-pressure: the
+/// download waits while the parser is behind).
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Whether a catalog entry is a transaction file.
+pub fn is_dataset_object(name: &str) -> bool {
+    name.ends_with(".ndjson") || name.ends_with(".ndjson.gz")
+}
+
+/// The catalog + S3 feature source.
+#[derive(Clone, Debug)]
+pub struct LakeSource {
+    catalog: CatalogStore,
+    s3: aws_sdk_s3::Client,
+}
+
+impl LakeSource {
+    pub fn new(catalog: CatalogStore, s3: aws_sdk_s3::Client) -> Self {
+        Self { catalog, s3 }
+    }
+
+    async fn gather_features(&self, subject: &SubjectId) -> Result<FeatureSummary, Error> {
+        let mut entries: Vec<CatalogEntry> = self
+            .catalog
+            .list_dir(&subject.dataset_dir())
+            .await?
+            .into_iter()
+            .filter(|e| is_dataset_object(&e.name))
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        tracing::debug!(subject = %subject, objects = entries.len(), "catalog listed");
+        let total = futures::stream::iter(entries)
+            .map(|entry| self.read_object(entry))
+            .buffer_unordered(OBJECTS_IN_FLIGHT)
+            .try_fold(FeatureAccumulator::new(), |mut total, part| async move {
+                total.merge(part);
+                Ok(total)
+            })
+            .await?;
+        Ok(total.finish())
+    }
+
+    /// Streams one object into an accumulator. An object listed in the catalog but gone from
+    /// S3 was deleted and its delete event is not cataloged yet: it no longer belongs to the
+    /// dataset, so it is skipped (metadata-sync will mark the score stale when the delete
+    /// arrives).
+    async fn read_object(&self, entry: CatalogEntry) -> Result<FeatureAccumulator, Error> {
+        let key = entry.key();
+        let output = match self
+            .s3
+            .get_object()
+            .bucket(&entry.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                tracing::warn!(bucket = %entry.bucket, key = %key, "cataloged object is gone from S3; skipped");
+                return Ok(FeatureAccumulator::new());
+            }
+            Err(err) => return Err(shared::Error::aws("S3", "GetObject", err).into()),
+        };
+
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut acc = FeatureAccumulator::new();
+            let result = extract(ChannelReader::new(rx), &mut acc);
+            (acc, result)
+        });
+
+        let mut body = output.body;
+        let mut bytes = 0u64;
+        let mut broke_off = None;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    bytes += chunk.len() as u64;
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        break; // the parser stopped (corrupt data): its error tells why
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    let _ = tx
+                        .send(Err(io::Error::other("the download broke off")))
+                        .await;
+                    broke_off = Some(err);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let (mut acc, result) = parser.await?;
+        if let Some(source) = broke_off {
+            return Err(Error::Read {
+                bucket: entry.bucket,
+                key,
+                source: Box::new(source),
+            });
+        }
+        if let Err(source) = result {
+            return Err(Error::Corrupt {
+                bucket: entry.bucket,
+                key,
+                source,
+            });
+        }
+        acc.add_object(bytes);
+        Ok(acc)
+    }
+}
+
+impl FeatureSource for LakeSource {
+    fn gather<'a>(
+        &'a self,
+        subject: &'a SubjectId,
+    ) -> BoxFuture<'a, Result<FeatureSummary, Error>> {
+        Box::pin(self.gather_features(subject))
+    }
+}
+
+impl<T: FeatureSource + ?Sized> FeatureSource for Arc<T> {
+    fn gather<'a>(
+        &'a self,
+        subject: &'a SubjectId,
+    ) -> BoxFuture<'a, Result<FeatureSummary, Error>> {
+        (**self).gather(subject)
+    }
+}
+
+/// Feeds one object's bytes to `acc`: gzip (recognised by its magic bytes, whatever the
+/// object's name; concatenated members too) or plain NDJSON. Blocking.
+pub fn extract<R: Read>(reader: R, acc: &mut FeatureAccumulator) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+    let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    if is_gzip {
+        let decoder = flate2::bufread::MultiGzDecoder::new(reader);
+        acc.push_reader(BufReader::with_capacity(READ_BUFFER, decoder))
+    } else {
+        acc.push_reader(reader)
+    }
+}
+
+/// A blocking [`Read`] over chunks sent from an async task. The sender closing is the end of
+/// the object; an `Err` chunk is returned as the read error.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        Self {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(err)) => return Err(err),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const LINE: &str = r#"{"ts":"2026-11-01T12:00:00Z","amount":10,"status":"paid","buyer":"b","card_country":"JP","ip_country":"JP"}"#;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn dataset_objects_are_ndjson_or_gzipped_ndjson() {
+        assert!(is_dataset_object("2026/11.ndjson"));
+        assert!(is_dataset_object("a.ndjson.gz"));
+        assert!(!is_dataset_object("_SUCCESS"));
+        assert!(!is_dataset_object("model.json"));
+    }
+
+    #[test]
+    fn gzip_is_recognised_by_its_magic_bytes_and_members_concatenate() {
+        let plain = format!("{LINE}\n{LINE}\nbad\n");
+        let mut two_members = gzip(plain.as_bytes());
+        two_members.extend(gzip(format!("{LINE}\n").as_bytes()));
+        let mut acc = FeatureAccumulator::new();
+        extract(&two_members[..], &mut acc).unwrap();
+        assert_eq!((acc.rows(), acc.malformed_lines()), (3, 1));
+
+        let mut acc = FeatureAccumulator::new();
+        extract(plain.as_bytes(), &mut acc).unwrap();
+        assert_eq!((acc.rows(), acc.malformed_lines()), (2, 1));
+    }
+
+    #[test]
+    fn corrupt_gzip_is_an_error() {
+        let mut data = gzip(format!("{LINE}\n").repeat(1000).as_bytes());
+        let len = data.len();
+        data[len / 2..].iter_mut().for_each(|b| *b = !*b);
+        let mut acc = FeatureAccumulator::new();
+        assert!(extract(&data[..], &mut acc).is_err());
+    }
+
+    #[tokio::test]
+    async fn channel_reader_streams_chunks_and_reports_a_broken_download() {
+        let (tx, rx) = mpsc::channel(2);
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut acc = FeatureAccumulator::new();
+            let result = extract(ChannelReader::new(rx), &mut acc);
+            (acc.rows(), result.is_ok())
+        });
+        let data = format!("{LINE}\n").repeat(100);
+        for chunk in data.as_bytes().chunks(7) {
+            tx.send(Ok(Bytes::copy_from_slice(chunk))).await.unwrap();
+        }
+        drop(tx);
+        assert_eq!(parser.await.unwrap(), (100, true));
+
+        let (tx, rx) = mpsc::channel(2);
+        let parser = tokio::task::spawn_blocking(move || {
+            extract(ChannelReader::new(rx), &mut FeatureAccumulator::new()).is_err()
+        });
+        tx.send(Ok(Bytes::from(format!("{LINE}\n")))).await.unwrap();
+        tx.send(Err(io::Error::other("reset"))).await.unwrap();
+        assert!(parser.await.unwrap());
+    }
+}
