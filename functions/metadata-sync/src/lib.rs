@@ -16,9 +16,12 @@
 //!    reads the stored sequencers, drops what is not newer, and writes the rest with
 //!    BatchWriteItem in chunks of 25, unprocessed items retried with backoff. Its
 //!    [`ApplyReport`] (items written, skipped, DynamoDB requests) is logged.
-//! 5. For every key written under `datasets/{subject_id}/` (a valid subject id), the subject's
-//!    score is marked stale once per batch ([`ScoreStore::mark_stale`]), after the catalog write,
-//!    so that the recomputation it causes reads the new catalog.
+//! 5. For every key of the batch's catalog changes under `datasets/{subject_id}/` (a valid
+//!    subject id), the subject's score is marked stale once per batch
+//!    ([`ScoreStore::mark_stale`]), after the catalog write, so that the recomputation it causes
+//!    reads the new catalog. Changes that `apply` skipped as already written count too: a
+//!    message redelivered because its mark failed must mark again (the price: a duplicate
+//!    delivery marks a score stale once more than needed).
 //!
 //! # Order
 //! S3's `sequencer` orders the events of one key ([`Sequencer`]'s order); an older event never

@@ -553,6 +553,41 @@ async fn a_poison_record_fails_only_its_own_message() {
 }
 
 #[tokio::test]
+async fn a_head_object_failure_fails_only_its_own_message() {
+    // Arrange: S3 unreachable (a closed port), so HeadObject fails with a dispatch error.
+    let env = TestEnv::new().await;
+    let bucket = bucket(&env);
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&env.sdk)
+            .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let deps = Deps {
+        s3: unreachable,
+        ..Deps::new(&env.config, &env.sdk)
+    };
+    let create = event_file("create.json", &bucket).records.remove(0);
+    let delete = event_file("out-of-order.json", &bucket).records.remove(0);
+    let failing_id = create.message_id.clone().unwrap();
+
+    // Act
+    let report = sync_batch(&[create, delete], &deps, Utc::now()).await;
+
+    // Assert: the delete (no HeadObject needed) is written; only the create is redelivered.
+    assert_eq!(report.failed, [failing_id]);
+    assert_eq!(report.head_requests, 1);
+    assert!(catalog_get(&env, REFUNDS).await.expect("tombstone").deleted);
+    assert_eq!(catalog_get(&env, ORDERS).await, None);
+}
+
+#[tokio::test]
 async fn a_catalog_failure_fails_only_the_messages_with_catalog_changes() {
     // Arrange: a catalog table that does not exist.
     let env = TestEnv::new().await;
