@@ -225,3 +225,95 @@ fn internal() -> Problem {
         retry_after: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(retry: Retry) -> ApiError {
+        ApiError::Dependency(shared::Error::Aws {
+            service: "DynamoDB",
+            operation: "GetItem",
+            retry,
+            source: "ProvisionedThroughputExceededException: table my-secret-table".into(),
+        })
+    }
+
+    #[test]
+    fn a_throttled_or_transient_dependency_is_503_with_retry_after() {
+        for retry in [Retry::Throttled, Retry::Transient] {
+            let problem = aws(retry).problem();
+            assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(problem.retry_after, Some(DEPENDENCY_RETRY_AFTER));
+            assert!(!problem.detail.contains("my-secret-table"));
+        }
+        let unprocessed = ApiError::Dependency(shared::Error::Unprocessed {
+            service: "DynamoDB",
+            count: 3,
+        });
+        assert_eq!(unprocessed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_permanent_dependency_failure_is_a_bare_500() {
+        let problem = aws(Retry::Permanent).problem();
+        assert_eq!(problem.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem.retry_after, None);
+        let body = serde_json::to_string(&problem).unwrap();
+        for secret in ["DynamoDB", "GetItem", "my-secret-table", "Provisioned"] {
+            assert!(!body.contains(secret), "{body}");
+        }
+        assert_eq!(
+            ApiError::Panic("index out of bounds".into())
+                .problem()
+                .detail,
+            problem.detail
+        );
+    }
+
+    #[test]
+    fn client_mistakes_are_4xx() {
+        let invalid_id = ApiError::InvalidSubjectId {
+            location: Some("subject_ids[2]".into()),
+            source: InvalidSubjectId::Empty,
+        };
+        let malformed = ApiError::MalformedJson(serde_json::from_str::<u8>("x").unwrap_err());
+        let cases = [
+            (ApiError::NotFound, 404),
+            (
+                ApiError::MethodNotAllowed {
+                    method: Method::PUT,
+                    allow: "GET",
+                },
+                405,
+            ),
+            (invalid_id, 400),
+            (ApiError::InvalidQuery("wait".into()), 400),
+            (ApiError::InvalidBody("empty".into()), 400),
+            (malformed, 400),
+            (ApiError::PayloadTooLarge { size: 2, limit: 1 }, 413),
+            (ApiError::UnsupportedMediaType("text/plain".into()), 415),
+        ];
+        for (error, status) in cases {
+            let problem = error.problem();
+            assert_eq!(problem.status.as_u16(), status, "{error:?}");
+            assert!(!problem.detail.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_problem_body_is_rfc_9457() {
+        let problem = ApiError::MethodNotAllowed {
+            method: Method::DELETE,
+            allow: "GET",
+        }
+        .problem();
+        let body = serde_json::to_value(&problem).unwrap();
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(body["title"], "Method Not Allowed");
+        assert_eq!(body["status"], 405);
+        assert!(body["detail"].as_str().unwrap().contains("DELETE"));
+        assert!(body.get("allow").is_none(), "headers stay out of the body");
+        assert_eq!(problem.allow, Some("GET"));
+    }
+}

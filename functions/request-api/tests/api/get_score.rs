@@ -346,3 +346,22 @@ async fn a_named_stage_is_routed_and_kept_in_location() {
     assert_eq!(reply.status, 202);
     assert_eq!(reply.header("location"), Some("/prod/v1/scores/shop-st"));
 }
+
+#[tokio::test]
+async fn a_plain_http_request_without_lambda_extensions_is_served() {
+    let h = Harness::new().await;
+    let request = http::Request::builder()
+        .method("GET")
+        .uri("/v1/scores/shop%2D9?wait=0")
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+
+    let reply = call(&h.deps, request).await;
+
+    assert_eq!(reply.status, 202, "{reply:#?}");
+    assert_eq!(
+        reply.body["subject_id"], "shop-9",
+        "the URI path is percent-decoded"
+    );
+    assert_eq!(h.published(1).await.len(), 1);
+}
