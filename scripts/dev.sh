@@ -8,11 +8,19 @@ cd "$root"
 export MOTO_NAME=dev
 
 scripts/venv.sh moto
-echo "building the local runner..." >&2
+echo "building the local runner (the first build takes a few minutes)..." >&2
 cargo build --quiet -p local-runner
 # A fresh emulator each time: the runner provisions template.yaml's resources into it.
 scripts/moto.sh stop
 scripts/moto.sh start
-trap 'scripts/moto.sh stop' EXIT
+runner=
+cleanup() {
+  [ -n "$runner" ] && kill -TERM "$runner" 2>/dev/null && wait "$runner" 2>/dev/null
+  scripts/moto.sh stop
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 eval "$(scripts/moto.sh env)"
-"${CARGO_TARGET_DIR:-$root/target}/debug/local-runner" --seed-demo "$@"
+"${CARGO_TARGET_DIR:-$root/target}/debug/local-runner" --seed-demo "$@" &
+runner=$!
+wait "$runner"

@@ -20,14 +20,20 @@ fn spec(subject: &str, rows: usize, profile: Profile) -> SubjectSpec {
 
 async fn seed(system: &System, specs: &[SubjectSpec]) {
     let config = system.config();
-    let catalog = shared::catalog_store::CatalogStore::new(shared::aws::dynamodb(&system.runner.sdk), &config.catalog_table);
-    datagen::seed(&system.s3(), &catalog, &config.data_bucket, specs, SEED).await.expect("seeding");
+    let catalog = shared::catalog_store::CatalogStore::new(
+        shared::aws::dynamodb(&system.runner.sdk),
+        &config.catalog_table,
+    );
+    datagen::seed(&system.s3(), &catalog, &config.data_bucket, specs, SEED)
+        .await
+        .expect("seeding");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_first_request_is_accepted_at_once_and_a_later_one_gets_the_score() {
     let system = System::start(&[FAST_CATALOG]).await;
     seed(&system, &[spec("shop-e2e", 500, Profile::Normal)]).await;
+    system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
 
     let first = system.get("/v1/scores/shop-e2e").await;
     let done = system.wait_for_result("shop-e2e", WITHIN).await;
@@ -37,7 +43,10 @@ async fn a_first_request_is_accepted_at_once_and_a_later_one_gets_the_score() {
     assert_eq!(first.headers["location"], "/v1/scores/shop-e2e");
     assert!(first.headers.contains_key("retry-after"));
     assert_eq!(done.body["status"], "done", "{}", done.body);
-    assert_eq!(done.body["job_id"], first.body["job_id"], "one job from request to result");
+    assert_eq!(
+        done.body["job_id"], first.body["job_id"],
+        "one job from request to result"
+    );
     let score = done.body["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
     assert_eq!(done.body["feature_summary"]["rows"], 500);
@@ -48,7 +57,13 @@ async fn a_first_request_is_accepted_at_once_and_a_later_one_gets_the_score() {
 async fn a_finished_score_is_published_to_subscribers_with_filterable_attributes() {
     let system = System::start(&[FAST_CATALOG]).await;
     let config = system.config();
-    let all = emulator::subscribe_queue(&system.runner.sdk, &system.runner.resources.prefix, &config.score_events_topic_arn, None).await;
+    let all = emulator::subscribe_queue(
+        &system.runner.sdk,
+        &system.runner.resources.prefix,
+        &config.score_events_topic_arn,
+        None,
+    )
+    .await;
     let completed_only = emulator::subscribe_queue(
         &system.runner.sdk,
         &system.runner.resources.prefix,
@@ -57,6 +72,7 @@ async fn a_finished_score_is_published_to_subscribers_with_filterable_attributes
     )
     .await;
     seed(&system, &[spec("shop-events", 300, Profile::Chargebacks)]).await;
+    system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
 
     system.get("/v1/scores/shop-events").await;
     let done = system.wait_for_result("shop-events", WITHIN).await;
@@ -64,14 +80,18 @@ async fn a_finished_score_is_published_to_subscribers_with_filterable_attributes
     let filtered = emulator::drain_queue(&system.runner.sdk, &completed_only, 1, WITHIN).await;
 
     assert_eq!(events.len(), 1, "exactly one event per finished job");
-    let event: serde_json::Value = serde_json::from_str(events[0].body.as_deref().unwrap()).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(events[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(event["type"], "score.completed");
     assert_eq!(event["version"], 1);
     assert_eq!(event["subject_id"], "shop-events");
     assert_eq!(event["job_id"], done.body["job_id"]);
     assert_eq!(event["band"], done.body["band"]);
     let attributes = events[0].message_attributes.clone().unwrap_or_default();
-    assert_eq!(attributes["band"].string_value.as_deref(), done.body["band"].as_str());
+    assert_eq!(
+        attributes["band"].string_value.as_deref(),
+        done.body["band"].as_str()
+    );
     assert_eq!(filtered.len(), 1);
     system.runner.shutdown().await;
 }
@@ -104,7 +124,11 @@ async fn new_data_in_the_lake_makes_the_score_stale_and_the_next_request_recompu
         if answer.status == 202 {
             break answer;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the score never went stale: {}", answer.body);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the score never went stale: {}",
+            answer.body
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let after = system.wait_for_result("shop-fresh", WITHIN).await;
@@ -112,18 +136,26 @@ async fn new_data_in_the_lake_makes_the_score_stale_and_the_next_request_recompu
     assert_eq!(restarted.body["reason"], "stale");
     assert_ne!(after.body["job_id"], before.body["job_id"]);
     assert_eq!(before.body["feature_summary"]["rows"], 400);
-    assert_eq!(after.body["feature_summary"]["rows"], 650, "the new file is part of the new score");
+    assert_eq!(
+        after.body["feature_summary"]["rows"], 650,
+        "the new file is part of the new score"
+    );
     system.runner.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_first_requests_are_all_computed_within_the_concurrency_cap_and_nothing_is_lost() {
     let system = System::start(&[FAST_CATALOG]).await;
-    let specs: Vec<SubjectSpec> = (0..50).map(|i| spec(&format!("shop-load-{i}"), 50 + 7 * i, Profile::Normal)).collect();
+    let specs: Vec<SubjectSpec> = (0..50)
+        .map(|i| spec(&format!("shop-load-{i}"), 50 + 7 * i, Profile::Normal))
+        .collect();
     seed(&system, &specs).await;
+    system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
 
     // 200 first requests: four for each of 50 subjects, 25 in flight at a time.
-    let paths: Vec<String> = (0..200).map(|i| format!("/v1/scores/shop-load-{}", i % 50)).collect();
+    let paths: Vec<String> = (0..200)
+        .map(|i| format!("/v1/scores/shop-load-{}", i % 50))
+        .collect();
     let answers: Vec<(String, u16, serde_json::Value)> = futures::stream::iter(paths)
         .map(|path| {
             let system = &system;
@@ -137,10 +169,19 @@ async fn many_first_requests_are_all_computed_within_the_concurrency_cap_and_not
         .await;
     let mut finished = Vec::new();
     for i in 0..50 {
-        finished.push(system.wait_for_result(&format!("shop-load-{i}"), WITHIN).await);
+        finished.push(
+            system
+                .wait_for_result(&format!("shop-load-{i}"), WITHIN)
+                .await,
+        );
     }
 
-    assert!(answers.iter().all(|(_, status, _)| *status == 202 || *status == 200), "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(_, status, _)| *status == 202 || *status == 200),
+        "{answers:?}"
+    );
     for (i, done) in finished.iter().enumerate() {
         assert_eq!(done.body["status"], "done", "shop-load-{i}: {}", done.body);
         let path = format!("/v1/scores/shop-load-{i}");
@@ -149,13 +190,25 @@ async fn many_first_requests_are_all_computed_within_the_concurrency_cap_and_not
             .filter(|(p, _, _)| *p == path)
             .filter_map(|(_, _, body)| body["job_id"].as_str())
             .collect();
-        assert_eq!(job_ids.len(), 1, "one job per subject, however many requests: {path}");
+        assert_eq!(
+            job_ids.len(),
+            1,
+            "one job per subject, however many requests: {path}"
+        );
         assert_eq!(job_ids.into_iter().next(), done.body["job_id"].as_str());
     }
     let compute = system.runner.stats.function("ComputeFunction");
-    assert!(compute.max_in_flight() <= 2, "MaximumConcurrency 2 was exceeded: {}", compute.max_in_flight());
+    assert!(
+        compute.max_in_flight() <= 2,
+        "MaximumConcurrency 2 was exceeded: {}",
+        compute.max_in_flight()
+    );
     assert!(compute.invocations() >= 50);
-    for dlq in ["ComputeDeadLetterQueue", "MetadataDeadLetterQueue", "NotifierFailureQueue"] {
+    for dlq in [
+        "ComputeDeadLetterQueue",
+        "MetadataDeadLetterQueue",
+        "NotifierFailureQueue",
+    ] {
         assert_eq!(system.queue_depth(dlq).await, 0, "{dlq} is not empty");
     }
     system.runner.shutdown().await;

@@ -12,14 +12,23 @@ use emulator::TestEnv;
 /// Cargo puts the binaries beside the `deps/` folder holding this test.
 fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
     path
 }
 
 fn events(function: &str, env: &TestEnv) -> Vec<(String, serde_json::Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(function);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(function);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -31,14 +40,23 @@ fn events(function: &str, env: &TestEnv) -> Vec<(String, serde_json::Value)> {
         .into_iter()
         .map(|path| {
             // Point the payloads at this test's resources, as a deployed stack's would be.
-            let text = std::fs::read_to_string(&path).unwrap().replace("${DATA_BUCKET}", &env.config.data_bucket);
-            (path.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).unwrap())
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("${DATA_BUCKET}", &env.config.data_bucket);
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).unwrap(),
+            )
         })
         .collect()
 }
 
 fn lambda_env(env: &TestEnv, function: &str) -> HashMap<String, String> {
-    let mut vars: HashMap<String, String> = env.resources.functions[function].environment.clone().into_iter().collect();
+    let mut vars: HashMap<String, String> = env.resources.functions[function]
+        .environment
+        .clone()
+        .into_iter()
+        .collect();
     for (k, v) in [
         ("AWS_ENDPOINT_URL", emulator::endpoint_from_env().unwrap()),
         ("AWS_ACCESS_KEY_ID", "test".into()),
@@ -51,14 +69,24 @@ fn lambda_env(env: &TestEnv, function: &str) -> HashMap<String, String> {
     vars
 }
 
-async fn run(function: &str, binary_name: &str, events_dir: &str, check: impl Fn(&str, &serde_json::Value)) {
+async fn run(
+    function: &str,
+    binary_name: &str,
+    events_dir: &str,
+    check: impl Fn(&str, &serde_json::Value),
+) {
     let env = TestEnv::new().await;
     let payloads = events(events_dir, &env);
     let inputs: Vec<serde_json::Value> = payloads.iter().map(|(_, p)| p.clone()).collect();
 
-    let answers = invoke_binary(&binary(binary_name), &lambda_env(&env, function), &inputs, Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|e| panic!("{binary_name}: {e}"));
+    let answers = invoke_binary(
+        &binary(binary_name),
+        &lambda_env(&env, function),
+        &inputs,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{binary_name}: {e}"));
 
     assert_eq!(answers.len(), payloads.len());
     for ((name, _), answer) in payloads.iter().zip(&answers) {
@@ -70,15 +98,25 @@ async fn run(function: &str, binary_name: &str, events_dir: &str, check: impl Fn
 }
 
 fn is_batch_response(name: &str, body: &serde_json::Value) {
-    assert!(body["batchItemFailures"].is_array(), "{name}: not a partial batch response: {body}");
+    assert!(
+        body["batchItemFailures"].is_array(),
+        "{name}: not a partial batch response: {body}"
+    );
 }
 
 #[tokio::test]
 async fn request_api_binary_answers_every_http_payload() {
-    run("RequestApiFunction", "request-api", "request-api", |name, body| {
-        let status = body["statusCode"].as_u64().unwrap_or_else(|| panic!("{name}: no statusCode in {body}"));
-        assert!((200..500).contains(&status), "{name}: status {status}");
-    })
+    run(
+        "RequestApiFunction",
+        "request-api",
+        "request-api",
+        |name, body| {
+            let status = body["statusCode"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: no statusCode in {body}"));
+            assert!((200..500).contains(&status), "{name}: status {status}");
+        },
+    )
     .await;
 }
 
@@ -89,10 +127,22 @@ async fn compute_binary_answers_every_sqs_payload() {
 
 #[tokio::test]
 async fn metadata_sync_binary_answers_every_sqs_payload() {
-    run("MetadataSyncFunction", "metadata-sync", "metadata-sync", is_batch_response).await;
+    run(
+        "MetadataSyncFunction",
+        "metadata-sync",
+        "metadata-sync",
+        is_batch_response,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn notifier_binary_answers_every_stream_payload() {
-    run("NotifierFunction", "notifier", "notifier", is_batch_response).await;
+    run(
+        "NotifierFunction",
+        "notifier",
+        "notifier",
+        is_batch_response,
+    )
+    .await;
 }

@@ -26,7 +26,10 @@ impl System {
             RunnerOptions {
                 port: 0,
                 prefix: emulator::unique_prefix(),
-                parameter_overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                parameter_overrides: overrides
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             },
         )
         .await
@@ -49,8 +52,15 @@ impl System {
         aws_sdk_sqs::Client::new(&self.runner.sdk)
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self.http.request(method, format!("{}{path}", self.runner.base_url()));
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.runner.base_url()));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -59,7 +69,11 @@ impl System {
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, body, headers }
+        Answer {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -74,8 +88,16 @@ impl System {
             if answer.status == 200 {
                 return answer;
             }
-            assert_eq!(answer.status, 202, "unexpected answer for {subject}: {}", answer.body);
-            assert!(tokio::time::Instant::now() < deadline, "{subject} not finished within {within:?}: {}", answer.body);
+            assert_eq!(
+                answer.status, 202,
+                "unexpected answer for {subject}: {}",
+                answer.body
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{subject} not finished within {within:?}: {}",
+                answer.body
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -87,7 +109,9 @@ impl System {
             .get_queue_attributes()
             .queue_url(&self.runner.resources.queue(logical_id).url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
             .send()
             .await
             .expect("queue attributes")
@@ -104,7 +128,10 @@ impl System {
     pub async fn wait_for_empty_queue(&self, logical_id: &str, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         while self.queue_depth(logical_id).await > 0 {
-            assert!(tokio::time::Instant::now() < deadline, "{logical_id} not drained within {within:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{logical_id} not drained within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

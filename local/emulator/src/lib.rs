@@ -133,10 +133,14 @@ impl TestEnv {
     }
 }
 
-
 /// Subscribes a fresh queue to `topic_arn` (raw delivery, optional filter policy) so a test can
 /// read what was published. Returns the queue URL.
-pub async fn subscribe_queue(sdk: &SdkConfig, prefix: &str, topic_arn: &str, filter_policy: Option<&str>) -> String {
+pub async fn subscribe_queue(
+    sdk: &SdkConfig,
+    prefix: &str,
+    topic_arn: &str,
+    filter_policy: Option<&str>,
+) -> String {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let name = format!("{prefix}-probe-{}", &unique_prefix()[1..]);
     let url = sqs

@@ -12,7 +12,8 @@ pub struct Options {
     pub parameter_overrides: HashMap<String, String>,
 }
 
-pub const USAGE: &str = "usage: local-runner [--port N] [--prefix NAME] [--seed-demo] [--param Name=Value]...
+pub const USAGE: &str =
+    "usage: local-runner [--port N] [--prefix NAME] [--seed-demo] [--param Name=Value]...
   --port N           HTTP API port (default: $PORT, else 3000; 0 picks a free one)
   --prefix NAME      names the emulated resources (default: deferred)
   --seed-demo        upload demo datasets (generated, seeded) to the data bucket
@@ -25,25 +26,42 @@ impl Options {
         Self::parse(port_env.as_deref(), args)
     }
 
-    pub fn parse(port_env: Option<&str>, args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let parse_port = |v: &str| v.parse::<u16>().map_err(|_| format!("invalid port {v:?}\n{USAGE}"));
+    pub fn parse(
+        port_env: Option<&str>,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Self, String> {
+        let parse_port = |v: &str| {
+            v.parse::<u16>()
+                .map_err(|_| format!("invalid port {v:?}\n{USAGE}"))
+        };
         let mut options = Self {
-            port: port_env.filter(|p| !p.is_empty()).map(parse_port).transpose()?.unwrap_or(3000),
+            port: port_env
+                .filter(|p| !p.is_empty())
+                .map(parse_port)
+                .transpose()?
+                .unwrap_or(3000),
             prefix: "deferred".into(),
             seed_demo: false,
             parameter_overrides: HashMap::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+            let mut value = |name: &str| {
+                args.next()
+                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+            };
             match arg.as_str() {
                 "--port" => options.port = parse_port(&value("--port")?)?,
                 "--prefix" => options.prefix = value("--prefix")?.to_ascii_lowercase(),
                 "--seed-demo" => options.seed_demo = true,
                 "--param" => {
                     let pair = value("--param")?;
-                    let (k, v) = pair.split_once('=').ok_or_else(|| format!("--param wants Name=Value, got {pair:?}"))?;
-                    options.parameter_overrides.insert(k.to_owned(), v.to_owned());
+                    let (k, v) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("--param wants Name=Value, got {pair:?}"))?;
+                    options
+                        .parameter_overrides
+                        .insert(k.to_owned(), v.to_owned());
                 }
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -98,13 +116,28 @@ mod tests {
     fn port_comes_from_flag_then_env_then_default() {
         assert_eq!(Options::parse(None, args(&[])).unwrap().port, 3000);
         assert_eq!(Options::parse(Some("8080"), args(&[])).unwrap().port, 8080);
-        assert_eq!(Options::parse(Some("8080"), args(&["--port", "9000"])).unwrap().port, 9000);
+        assert_eq!(
+            Options::parse(Some("8080"), args(&["--port", "9000"]))
+                .unwrap()
+                .port,
+            9000
+        );
         assert!(Options::parse(Some("http"), args(&[])).is_err());
     }
 
     #[test]
     fn parameters_and_flags_parse() {
-        let options = Options::parse(None, args(&["--seed-demo", "--param", "ComputeTimeout=30", "--prefix", "Demo"])).unwrap();
+        let options = Options::parse(
+            None,
+            args(&[
+                "--seed-demo",
+                "--param",
+                "ComputeTimeout=30",
+                "--prefix",
+                "Demo",
+            ]),
+        )
+        .unwrap();
         assert!(options.seed_demo);
         assert_eq!(options.parameter_overrides["ComputeTimeout"], "30");
         assert_eq!(options.prefix, "demo");

@@ -28,10 +28,35 @@ pub fn subjects() -> Vec<SubjectSpec> {
 pub async fn seed(runner: &Runner) -> Result<(), Box<dyn std::error::Error>> {
     let config = runner.config();
     let s3 = shared::aws::s3(&runner.sdk);
-    let catalog = shared::catalog_store::CatalogStore::new(shared::aws::dynamodb(&runner.sdk), &config.catalog_table);
+    let catalog = shared::catalog_store::CatalogStore::new(
+        shared::aws::dynamodb(&runner.sdk),
+        &config.catalog_table,
+    );
     let seeded = datagen::seed(&s3, &catalog, &config.data_bucket, &subjects(), DEMO_SEED).await?;
     let rows: usize = seeded.iter().map(|s| s.rows).sum();
     let bytes: u64 = seeded.iter().map(|s| s.bytes).sum();
     tracing::info!(subjects = seeded.len(), rows, bytes, bucket = %config.data_bucket, "demo data seeded");
+    // The uploads' S3 events reach metadata-sync too (as in AWS), which marks scores stale:
+    // let it catch up so the first requests are not overtaken by the demo's own uploads.
+    let queue = &runner.resources.queue("MetadataQueue").url;
+    let sqs = aws_sdk_sqs::Client::new(&runner.sdk);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await?
+            .attributes
+            .unwrap_or_default();
+        if attributes.values().all(|v| v == "0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     Ok(())
 }

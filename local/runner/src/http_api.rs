@@ -26,7 +26,11 @@ use crate::stats::FunctionStats;
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 
 pub type HttpHandler = Arc<
-    dyn Fn(lambda_http::Request) -> BoxFuture<'static, Result<lambda_http::Response<lambda_http::Body>, String>> + Send + Sync,
+    dyn Fn(
+            lambda_http::Request,
+        ) -> BoxFuture<'static, Result<lambda_http::Response<lambda_http::Body>, String>>
+        + Send
+        + Sync,
 >;
 
 /// One `HttpApi` route of the template: `GET /v1/scores/{subject_id}` or `$default`.
@@ -141,7 +145,11 @@ impl HttpApi {
         let matched = self
             .routes
             .iter()
-            .find_map(|route| route.matches(&method, &path).map(|params| (route.key(), params)))
+            .find_map(|route| {
+                route
+                    .matches(&method, &path)
+                    .map(|params| (route.key(), params))
+            })
             .or_else(|| {
                 self.routes
                     .iter()
@@ -179,12 +187,16 @@ impl HttpApi {
                 hyper::Response::from_parts(parts, Full::new(bytes))
             }
             Ok(Err(e)) => {
-                stats.errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                stats
+                    .errors
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tracing::error!(function = %self.function, error = %e, "handler failed");
                 gateway_error(500, "Internal Server Error")
             }
             Err(_) => {
-                stats.errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                stats
+                    .errors
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 gateway_error(503, "Service Unavailable")
             }
         };
@@ -206,7 +218,9 @@ fn gateway_error(status: u16, message: &str) -> hyper::Response<Full<Bytes>> {
     hyper::Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(json!({ "message": message }).to_string())))
+        .body(Full::new(Bytes::from(
+            json!({ "message": message }).to_string(),
+        )))
         .expect("static response")
 }
 
@@ -225,7 +239,12 @@ fn api_gateway_event(
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == http::header::COOKIE {
-            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
             continue;
         }
         headers
@@ -252,7 +271,10 @@ fn api_gateway_event(
         Err(_) => (aws_smithy_types::base64::encode(body), true),
     };
     let now = chrono::Utc::now();
-    let host = headers.get("host").cloned().unwrap_or_else(|| "127.0.0.1".into());
+    let host = headers
+        .get("host")
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".into());
     let request_id = ulid::Ulid::new().to_string();
     let mut event = json!({
         "version": "2.0",
@@ -309,7 +331,10 @@ mod tests {
     #[test]
     fn routes_match_like_api_gateway() {
         let get = route("get", "/v1/scores/{subject_id}");
-        assert_eq!(get.matches("GET", "/v1/scores/shop-1").unwrap()["subject_id"], "shop-1");
+        assert_eq!(
+            get.matches("GET", "/v1/scores/shop-1").unwrap()["subject_id"],
+            "shop-1"
+        );
         assert!(get.matches("POST", "/v1/scores/shop-1").is_none());
         assert!(get.matches("GET", "/v1/scores/shop-1/refresh").is_none());
         assert!(get.matches("GET", "/v1/scores/").is_none());
@@ -343,7 +368,10 @@ mod tests {
         use lambda_http::RequestExt;
         assert_eq!(parsed.method(), "POST");
         assert_eq!(parsed.uri().path(), "/v1/scores/batch-get");
-        assert_eq!(parsed.query_string_parameters().all("x"), Some(vec!["a", "b"]));
+        assert_eq!(
+            parsed.query_string_parameters().all("x"),
+            Some(vec!["a", "b"])
+        );
         assert_eq!(event["queryStringParameters"]["x"], "a,b");
         assert_eq!(event["cookies"], json!(["a=1", "b=2"]));
         assert_eq!(parsed.body().as_ref(), br#"{"subject_ids":["a"]}"#);

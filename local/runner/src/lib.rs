@@ -49,6 +49,12 @@ pub enum RunnerError {
         #[source]
         source: shared::config::ConfigError,
     },
+    #[error("the {binary} handler could not be set up")]
+    Init {
+        binary: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("no handler is known for the binary {0}")]
     UnknownBinary(String),
     #[error("event source {event} of {function}: {message}")]
@@ -102,7 +108,13 @@ impl Runner {
     /// Provisions the template and starts playing every event source.
     pub async fn start(sdk: SdkConfig, options: RunnerOptions) -> Result<Self, RunnerError> {
         let template = Template::load(&emulator::template_path())?;
-        let resources = emulator::provision(&sdk, &template, &options.prefix, &options.parameter_overrides).await?;
+        let resources = emulator::provision(
+            &sdk,
+            &template,
+            &options.prefix,
+            &options.parameter_overrides,
+        )
+        .await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut stats = Stats::default();
         let mut tasks = Vec::new();
@@ -110,7 +122,9 @@ impl Runner {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| RunnerError::Listen { addr, source })?;
-        let http_addr = listener.local_addr().map_err(|source| RunnerError::Listen { addr, source })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| RunnerError::Listen { addr, source })?;
         let mut listener = Some(listener);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
 
@@ -131,10 +145,12 @@ impl Runner {
             let mut routes = Vec::new();
             for event in &function.events {
                 match (event, &handler) {
-                    (EventSource::HttpApi { method, path, .. }, Handler::Http(_)) => routes.push(http_api::Route {
-                        method: method.clone(),
-                        path: path.clone(),
-                    }),
+                    (EventSource::HttpApi { method, path, .. }, Handler::Http(_)) => {
+                        routes.push(http_api::Route {
+                            method: method.clone(),
+                            path: path.clone(),
+                        })
+                    }
                     (
                         EventSource::Sqs {
                             name,
@@ -152,20 +168,28 @@ impl Runner {
                         let concurrency = maximum_concurrency
                             .map(|n| n as usize)
                             .unwrap_or(DEFAULT_LOCAL_SQS_CONCURRENCY)
-                            .min(function.reserved_concurrency.map_or(usize::MAX, |n| n as usize));
+                            .min(
+                                function
+                                    .reserved_concurrency
+                                    .map_or(usize::MAX, |n| n as usize),
+                            );
                         let source = sqs_source::SqsSource {
                             function: id.clone(),
                             queue_url: queue.url.clone(),
                             queue_arn: queue.arn.clone(),
                             batch_size: *batch_size,
-                            batching_window: Duration::from_secs(u64::from(*batching_window_seconds)),
+                            batching_window: Duration::from_secs(u64::from(
+                                *batching_window_seconds,
+                            )),
                             concurrency,
                             report_batch_item_failures: *report_batch_item_failures,
                             timeout,
                             rewrite: resources
                                 .s3_notification_queues
                                 .contains(queue_arn)
-                                .then_some(emulator::s3_events::to_lambda_shape as sqs_source::BodyRewrite),
+                                .then_some(
+                                    emulator::s3_events::to_lambda_shape as sqs_source::BodyRewrite,
+                                ),
                         };
                         tasks.push(tokio::spawn(source.run(
                             sqs.clone(),
@@ -175,8 +199,9 @@ impl Runner {
                         )));
                     }
                     (EventSource::DynamoDb { name, .. }, Handler::Stream(handler)) => {
-                        let source = stream_source::StreamSource::from_event(id, event, timeout, &resources)
-                            .ok_or_else(|| event_error(name, "not a stream source"))?;
+                        let source =
+                            stream_source::StreamSource::from_event(id, event, timeout, &resources)
+                                .ok_or_else(|| event_error(name, "not a stream source"))?;
                         tasks.push(tokio::spawn(source.run(
                             sdk.clone(),
                             handler.clone(),
@@ -190,17 +215,31 @@ impl Runner {
                             | EventSource::Sqs { name, .. }
                             | EventSource::DynamoDb { name, .. } => name,
                         };
-                        return Err(event_error(name, "its type does not fit the function's handler"));
+                        return Err(event_error(
+                            name,
+                            "its type does not fit the function's handler",
+                        ));
                     }
                 }
             }
-            if let (false, Handler::Http(handler), Some(listener)) = (routes.is_empty(), &handler, listener.take()) {
+            if let (false, Handler::Http(handler)) = (routes.is_empty(), &handler) {
+                let listener = listener.take().ok_or_else(|| {
+                    event_error(
+                        "HttpApi",
+                        "only one function can serve the HTTP API locally",
+                    )
+                })?;
                 let api = http_api::HttpApi {
                     function: id.clone(),
                     routes,
                     timeout,
                 };
-                tasks.push(tokio::spawn(api.serve(listener, handler.clone(), function_stats.clone(), shutdown_rx.clone())));
+                tasks.push(tokio::spawn(api.serve(
+                    listener,
+                    handler.clone(),
+                    function_stats.clone(),
+                    shutdown_rx.clone(),
+                )));
             }
         }
         tracing::info!(prefix = %options.prefix, http = %http_addr, "local runner started");

@@ -20,7 +20,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         local_runner::demo::seed(&runner).await?;
     }
     local_runner::cli::print_next_steps(&runner, &endpoint);
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
     tracing::info!("shutting down");
     runner.shutdown().await;
     Ok(())

@@ -22,8 +22,13 @@ use tokio::time::Instant;
 use crate::stats::FunctionStats;
 
 /// A function handling SQS batches, as the Lambda binary's `main.rs` wires it.
-pub type SqsHandler =
-    Arc<dyn Fn(lambda_runtime::LambdaEvent<SqsEvent>) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+pub type SqsHandler = Arc<
+    dyn Fn(
+            lambda_runtime::LambdaEvent<SqsEvent>,
+        ) -> BoxFuture<'static, Result<SqsBatchResponse, String>>
+        + Send
+        + Sync,
+>;
 
 /// A message body rewrite applied before the handler sees it (see `emulator::s3_events`).
 pub type BodyRewrite = fn(&str) -> String;
@@ -52,8 +57,13 @@ impl SqsSource {
     ) {
         let source = Arc::new(self);
         let pollers = (0..source.concurrency.max(1)).map(|_| {
-            let (source, sqs, handler, stats, shutdown) =
-                (source.clone(), sqs.clone(), handler.clone(), stats.clone(), shutdown.clone());
+            let (source, sqs, handler, stats, shutdown) = (
+                source.clone(),
+                sqs.clone(),
+                handler.clone(),
+                stats.clone(),
+                shutdown.clone(),
+            );
             tokio::spawn(async move { source.poll(sqs, handler, stats, shutdown).await })
         });
         futures::future::join_all(pollers).await;
@@ -87,7 +97,10 @@ impl SqsSource {
         }
     }
 
-    async fn receive_batch(&self, sqs: &aws_sdk_sqs::Client) -> Result<Vec<Message>, aws_sdk_sqs::Error> {
+    async fn receive_batch(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+    ) -> Result<Vec<Message>, aws_sdk_sqs::Error> {
         let started = Instant::now();
         let mut batch: Vec<Message> = Vec::new();
         loop {
@@ -105,7 +118,10 @@ impl SqsSource {
             batch.extend(got);
             // Lambda invokes when the batch is full or the window has passed; an empty queue
             // is reported at once so the poller can back off.
-            if batch.len() >= self.batch_size as usize || batch.is_empty() || started.elapsed() >= self.batching_window {
+            if batch.len() >= self.batch_size as usize
+                || batch.is_empty()
+                || started.elapsed() >= self.batching_window
+            {
                 return Ok(batch);
             }
             if got_none {
@@ -164,13 +180,23 @@ impl SqsSource {
         serde_json::from_value(json!({ "Records": records })).expect("the SQS event shape is valid")
     }
 
-    async fn invoke(&self, sqs: &aws_sdk_sqs::Client, handler: &SqsHandler, stats: &Arc<FunctionStats>, batch: Vec<Message>) {
+    async fn invoke(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        handler: &SqsHandler,
+        stats: &Arc<FunctionStats>,
+        batch: Vec<Message>,
+    ) {
         let event = self.event(&batch);
         let context = crate::invocation_context(&self.function, self.timeout);
         let started = Instant::now();
         let outcome = {
             let _running = stats.enter();
-            tokio::time::timeout(self.timeout, handler(lambda_runtime::LambdaEvent::new(event, context))).await
+            tokio::time::timeout(
+                self.timeout,
+                handler(lambda_runtime::LambdaEvent::new(event, context)),
+            )
+            .await
         };
         let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
         let failed: HashSet<String> = match &outcome {
@@ -185,10 +211,15 @@ impl SqsSource {
         let (result, error) = match &outcome {
             Ok(Ok(_)) => ("ok", None),
             Ok(Err(e)) => ("error", Some(e.clone())),
-            Err(_) => ("timeout", Some(format!("timed out after {:?}", self.timeout))),
+            Err(_) => (
+                "timeout",
+                Some(format!("timed out after {:?}", self.timeout)),
+            ),
         };
         if error.is_some() {
-            stats.errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            stats
+                .errors
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         stats
             .item_failures

@@ -20,8 +20,13 @@ use tokio::sync::watch;
 
 use crate::stats::FunctionStats;
 
-pub type StreamHandler =
-    Arc<dyn Fn(lambda_runtime::LambdaEvent<Event>) -> BoxFuture<'static, Result<DynamoDbEventResponse, String>> + Send + Sync>;
+pub type StreamHandler = Arc<
+    dyn Fn(
+            lambda_runtime::LambdaEvent<Event>,
+        ) -> BoxFuture<'static, Result<DynamoDbEventResponse, String>>
+        + Send
+        + Sync,
+>;
 
 /// MaximumRetryAttempts -1 means "until the record expires" in AWS (24 h); locally we stop here.
 pub const LOCAL_RETRY_CAP: u32 = 10;
@@ -49,7 +54,12 @@ enum Outcome {
 }
 
 impl StreamSource {
-    pub fn from_event(function: &str, event: &EventSource, timeout: Duration, resources: &Provisioned) -> Option<Self> {
+    pub fn from_event(
+        function: &str,
+        event: &EventSource,
+        timeout: Duration,
+        resources: &Provisioned,
+    ) -> Option<Self> {
         let EventSource::DynamoDb {
             stream_arn,
             starting_position,
@@ -68,7 +78,8 @@ impl StreamSource {
         Some(Self {
             function: function.to_owned(),
             stream_arn: stream_arn.clone(),
-            starting_position: StartingPosition::from_template(starting_position).unwrap_or(StartingPosition::TrimHorizon),
+            starting_position: StartingPosition::from_template(starting_position)
+                .unwrap_or(StartingPosition::TrimHorizon),
             batch_size: (*batch_size).max(1) as usize,
             filter_patterns: filter_patterns.clone(),
             bisect_batch_on_function_error: *bisect_batch_on_function_error,
@@ -89,10 +100,17 @@ impl StreamSource {
     }
 
     fn passes_filter(&self, record: &EventRecord) -> bool {
-        self.filter_patterns.is_empty() || emulator::filter_criteria::matches_any(&self.filter_patterns, &lambda_json(record))
+        self.filter_patterns.is_empty()
+            || emulator::filter_criteria::matches_any(&self.filter_patterns, &lambda_json(record))
     }
 
-    pub async fn run(self, sdk: aws_config::SdkConfig, handler: StreamHandler, stats: Arc<FunctionStats>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self,
+        sdk: aws_config::SdkConfig,
+        handler: StreamHandler,
+        stats: Arc<FunctionStats>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let mut reader = loop {
             match StreamReader::new(&sdk, &self.stream_arn, self.starting_position.clone()).await {
@@ -120,14 +138,21 @@ impl StreamSource {
                 }
             };
             let now = chrono::Utc::now();
-            let (fresh, expired): (Vec<EventRecord>, Vec<EventRecord>) = records.into_iter().partition(|r| {
-                self.maximum_record_age
-                    .is_none_or(|age| now - r.change.approximate_creation_date_time <= chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX))
-            });
+            let (fresh, expired): (Vec<EventRecord>, Vec<EventRecord>) =
+                records.into_iter().partition(|r| {
+                    self.maximum_record_age.is_none_or(|age| {
+                        now - r.change.approximate_creation_date_time
+                            <= chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
+                    })
+                });
             if !expired.is_empty() {
-                self.send_to_on_failure(&sqs, &expired, "RecordAgeExceeded").await;
+                self.send_to_on_failure(&sqs, &expired, "RecordAgeExceeded")
+                    .await;
             }
-            let batch: Vec<EventRecord> = fresh.into_iter().filter(|r| self.passes_filter(r)).collect();
+            let batch: Vec<EventRecord> = fresh
+                .into_iter()
+                .filter(|r| self.passes_filter(r))
+                .collect();
             if batch.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {},
@@ -153,7 +178,9 @@ impl StreamSource {
                 match self.invoke(handler, stats, &batch).await {
                     Outcome::Done => return,
                     Outcome::FailedAt(sequence_number) => {
-                        if let Some(at) = batch.iter().position(|r| r.change.sequence_number.as_deref() == Some(sequence_number.as_str())) {
+                        if let Some(at) = batch.iter().position(|r| {
+                            r.change.sequence_number.as_deref() == Some(sequence_number.as_str())
+                        }) {
                             batch.drain(..at);
                         }
                     }
@@ -169,7 +196,8 @@ impl StreamSource {
                 }
                 attempts += 1;
                 if attempts > self.maximum_retry_attempts {
-                    self.send_to_on_failure(sqs, &batch, "RetryAttemptsExhausted").await;
+                    self.send_to_on_failure(sqs, &batch, "RetryAttemptsExhausted")
+                        .await;
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -177,7 +205,12 @@ impl StreamSource {
         })
     }
 
-    async fn invoke(&self, handler: &StreamHandler, stats: &Arc<FunctionStats>, batch: &[EventRecord]) -> Outcome {
+    async fn invoke(
+        &self,
+        handler: &StreamHandler,
+        stats: &Arc<FunctionStats>,
+        batch: &[EventRecord],
+    ) -> Outcome {
         let payload: Event = serde_json::from_value(json!({
             "Records": batch.iter().map(lambda_json).collect::<Vec<_>>()
         }))
@@ -186,12 +219,24 @@ impl StreamSource {
         let started = tokio::time::Instant::now();
         let result = {
             let _running = stats.enter();
-            tokio::time::timeout(self.timeout, handler(lambda_runtime::LambdaEvent::new(payload, context))).await
+            tokio::time::timeout(
+                self.timeout,
+                handler(lambda_runtime::LambdaEvent::new(payload, context)),
+            )
+            .await
         };
         let outcome = match result {
-            Ok(Ok(response)) => match response.batch_item_failures.first().and_then(|f| f.item_identifier.clone()) {
-                Some(sequence_number) if self.report_batch_item_failures => Outcome::FailedAt(sequence_number),
-                Some(_) => Outcome::Error("partial batch response without ReportBatchItemFailures".into()),
+            Ok(Ok(response)) => match response
+                .batch_item_failures
+                .first()
+                .and_then(|f| f.item_identifier.clone())
+            {
+                Some(sequence_number) if self.report_batch_item_failures => {
+                    Outcome::FailedAt(sequence_number)
+                }
+                Some(_) => {
+                    Outcome::Error("partial batch response without ReportBatchItemFailures".into())
+                }
                 None => Outcome::Done,
             },
             Ok(Err(e)) => Outcome::Error(e),
@@ -203,10 +248,14 @@ impl StreamSource {
             Outcome::Error(e) => ("error", e.clone()),
         };
         if matches!(outcome, Outcome::Error(_)) {
-            stats.errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            stats
+                .errors
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         if matches!(outcome, Outcome::FailedAt(_)) {
-            stats.item_failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            stats
+                .item_failures
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         tracing::info!(
             function = %self.function,
@@ -221,11 +270,18 @@ impl StreamSource {
 
     /// What Lambda sends to an SQS on-failure destination of a stream mapping: where the
     /// batch is in the stream, not the records themselves.
-    async fn send_to_on_failure(&self, sqs: &aws_sdk_sqs::Client, batch: &[EventRecord], condition: &str) {
+    async fn send_to_on_failure(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        batch: &[EventRecord],
+        condition: &str,
+    ) {
         let first = batch.first().and_then(|r| r.change.sequence_number.clone());
         let last = batch.last().and_then(|r| r.change.sequence_number.clone());
         tracing::warn!(function = %self.function, condition, size = batch.len(), "records go to the on-failure destination");
-        let Some(url) = &self.on_failure_queue_url else { return };
+        let Some(url) = &self.on_failure_queue_url else {
+            return;
+        };
         let body = json!({
             "requestContext": {
                 "functionArn": crate::invocation_context(&self.function, self.timeout).invoked_function_arn,
@@ -243,7 +299,13 @@ impl StreamSource {
                 "streamArn": self.stream_arn,
             },
         });
-        if let Err(e) = sqs.send_message().queue_url(url).message_body(body.to_string()).send().await {
+        if let Err(e) = sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body.to_string())
+            .send()
+            .await
+        {
             tracing::error!(function = %self.function, error = %e, "the on-failure destination could not be written");
         }
     }
