@@ -524,10 +524,13 @@ async fn gzip_and_plain_objects_give_the_same_score() {
     let h = Harness::new().await;
     let plain = h.subject("plain");
     let gz = h.subject("gz");
-    let text = std::str::from_utf8(RISKY).unwrap();
-    let cut = text[..text.len() / 2].rfind('\n').unwrap() + 1;
-    h.put(&plain, "part-0.ndjson", text[..cut].as_bytes()).await;
-    h.put(&plain, "part-1.ndjson", text[cut..].as_bytes()).await;
+    let cut = RISKY[..RISKY.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    h.put(&plain, "part-0.ndjson", &RISKY[..cut]).await;
+    h.put(&plain, "part-1.ndjson", &RISKY[cut..]).await;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut encoder, RISKY).unwrap();
     let compressed = encoder.finish().unwrap();
