@@ -214,4 +214,35 @@ async fn many_first_requests_are_all_computed_within_the_concurrency_cap_and_not
     system.runner.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn work_that_can_never_finish_ends_in_the_dead_letter_queue_and_the_api_reports_it() {
+    // A compute timeout below compute's deadline margin: no attempt can ever do the work, as
+    // with a subject too large for the function. Redeliveries come after 1 s instead of 720 s.
+    let system = System::start(&[
+        FAST_CATALOG,
+        ("ComputeTimeout", "3"),
+        ("ComputeQueueVisibilityTimeout", "1"),
+    ])
+    .await;
+    seed(&system, &[spec("shop-poison", 100, Profile::Normal)]).await;
+    system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
+
+    let first = system.get("/v1/scores/shop-poison").await;
+    let reported = system.wait_for_result("shop-poison", WITHIN).await;
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while system.queue_depth("ComputeDeadLetterQueue").await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the message never reached the DLQ");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    assert_eq!(first.status, 202);
+    assert_eq!(reported.body["status"], "failed", "{}", reported.body);
+    assert_eq!(reported.body["job_id"], first.body["job_id"]);
+    assert_eq!(reported.body["error"]["code"], "DEADLINE_EXCEEDED");
+    assert_eq!(reported.body["error"]["retryable"], true);
+    assert_eq!(system.queue_depth("ComputeDeadLetterQueue").await, 1);
+    assert_eq!(system.queue_depth("ComputeQueue").await, 0);
+    system.runner.shutdown().await;
+}
+
 use futures::StreamExt;
