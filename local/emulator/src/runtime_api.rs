@@ -75,7 +75,11 @@ pub async fn invoke_binary(
             }
         })
     };
-    let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("function").to_owned();
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("function")
+        .to_owned();
     let mut child = tokio::process::Command::new(binary)
         .envs(env)
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -109,28 +113,55 @@ pub async fn invoke_binary(
 
 async fn route(request: hyper::Request<Incoming>, shared: &Shared) -> hyper::Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
-    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let json = || serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
-    let accepted = || hyper::Response::builder().status(202).body(Full::new(Bytes::new())).expect("static");
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let json = || {
+        serde_json::from_slice(&body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
+        })
+    };
+    let accepted = || {
+        hyper::Response::builder()
+            .status(202)
+            .body(Full::new(Bytes::new()))
+            .expect("static")
+    };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["2018-06-01", "runtime", "invocation", "next"] => {
             let Some((request_id, event)) = shared.events.lock().await.recv().await else {
-                return hyper::Response::builder().status(500).body(Full::new(Bytes::new())).expect("static");
+                return hyper::Response::builder()
+                    .status(500)
+                    .body(Full::new(Bytes::new()))
+                    .expect("static");
             };
             let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
             hyper::Response::builder()
                 .status(200)
                 .header("lambda-runtime-aws-request-id", request_id)
                 .header("lambda-runtime-deadline-ms", deadline.to_string())
-                .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local")
-                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0")
+                .header(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:local",
+                )
+                .header(
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000;Sampled=0",
+                )
                 .body(Full::new(Bytes::from(event.to_string())))
                 .expect("valid response")
         }
         ["2018-06-01", "runtime", "invocation", id, outcome @ ("response" | "error")] => {
             if let Some(tx) = shared.pending.lock().await.remove(*id) {
-                let _ = tx.send(if *outcome == "response" { Invocation::Response(json()) } else { Invocation::Error(json()) });
+                let _ = tx.send(if *outcome == "response" {
+                    Invocation::Response(json())
+                } else {
+                    Invocation::Error(json())
+                });
             }
             accepted()
         }
@@ -140,6 +171,9 @@ async fn route(request: hyper::Request<Incoming>, shared: &Shared) -> hyper::Res
             }
             accepted()
         }
-        _ => hyper::Response::builder().status(404).body(Full::new(Bytes::new())).expect("static"),
+        _ => hyper::Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::new()))
+            .expect("static"),
     }
 }
