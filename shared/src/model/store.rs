@@ -115,7 +115,8 @@ impl ModelStore {
     }
 
     /// The model to score with now. For an S3 model: the cached one while fresh; otherwise one
-    /// caller reloads it (the others wait and share the result). A failed reload keeps serving
+    /// caller reloads it while the others keep using the loaded model (or, before the first
+    /// load, wait for it and share the result). A failed reload keeps serving
     /// the previous model (and tries again a little later); with no previous model it is an
     /// error (`Error::Aws` for S3 failures, `Error::Model` for an invalid artifact).
     pub async fn current(&self) -> Result<Arc<dyn Model>, Error> {
@@ -126,7 +127,14 @@ impl ModelStore {
         if let Some(loaded) = s3.fresh() {
             return Ok(loaded);
         }
-        let _guard = s3.reload.lock().await;
+        // Stale-while-revalidate: while another job reloads, a loaded model keeps serving.
+        let _guard = match s3.reload.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match s3.cached.load_full() {
+                Some(stale) => return Ok(stale.model.clone()),
+                None => s3.reload.lock().await,
+            },
+        };
         if let Some(loaded) = s3.fresh() {
             return Ok(loaded);
         }
