@@ -237,22 +237,33 @@ pub async fn get(
     wait: Duration,
     trace_id: Option<&str>,
 ) -> Result<Answer, ApiError> {
-    let now = deps.now();
-    let record = deps.store.get(subject, now).await?;
-    let step = assess_read(record, now, &deps.config);
-    let answer = settle(deps, subject, Intent::Read, step, trace_id).await?;
+    let answer = read(deps, subject, trace_id).await?;
     if answer.is_finished() || wait.is_zero() {
         return Ok(answer);
     }
-    long_poll(deps, subject, answer, wait).await
+    long_poll(deps, subject, answer, wait, trace_id).await
 }
 
-/// Re-reads the record with backoff until the job finishes or `wait` has passed.
+/// One plain read: the record, then whatever it calls for.
+async fn read(
+    deps: &Deps,
+    subject: &SubjectId,
+    trace_id: Option<&str>,
+) -> Result<Answer, ApiError> {
+    let now = deps.now();
+    let record = deps.store.get(subject, now).await?;
+    let step = assess_read(record, now, &deps.config);
+    settle(deps, subject, Intent::Read, step, trace_id).await
+}
+
+/// Reads again with backoff until the job finishes or `wait` has passed. Each read acts as a
+/// plain `GET` would (a job that went stale or was lost meanwhile is started or re-dispatched).
 async fn long_poll(
     deps: &Deps,
     subject: &SubjectId,
     mut answer: Answer,
     wait: Duration,
+    trace_id: Option<&str>,
 ) -> Result<Answer, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut interval = WAIT_FIRST_INTERVAL;
@@ -263,20 +274,17 @@ async fn long_poll(
         }
         tokio::time::sleep(interval.min(left)).await;
         interval = (interval * 2).min(WAIT_MAX_INTERVAL);
-        let now = deps.now();
-        let Some(record) = deps.store.get(subject, now).await? else {
-            continue;
-        };
-        match assess_read(Some(record), now, &deps.config) {
-            Step::Answer(Answer::Finished(record)) => return Ok(Answer::Finished(record)),
-            Step::Answer(Answer::InProgress { record, .. }) | Step::Redispatch(record) => {
+        match read(deps, subject, trace_id).await? {
+            finished @ Answer::Finished(_) => return Ok(finished),
+            Answer::InProgress { record, started } => {
                 // Still "started" while the job this request created waits for a worker.
-                let started = matches!(&answer, Answer::InProgress { started: true, record: first }
+                let created_here = matches!(&answer, Answer::InProgress { started: true, record: first }
                     if first.job_id == record.job_id);
-                answer = Answer::InProgress { record, started };
+                answer = Answer::InProgress {
+                    record,
+                    started: started || created_here,
+                };
             }
-            // Stale again or failed retryably meanwhile: answer with what we have.
-            Step::Start(_) => {}
         }
     }
 }
