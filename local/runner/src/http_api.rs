@@ -141,7 +141,9 @@ impl HttpApi {
             Err(_) => return gateway_error(413, "Request Entity Too Large"),
         };
         let method = parts.method.as_str().to_owned();
-        let path = parts.uri.path().to_owned();
+        let path = percent_encoding::percent_decode_str(parts.uri.path())
+            .decode_utf8_lossy()
+            .into_owned();
         let matched = self
             .routes
             .iter()
@@ -270,6 +272,10 @@ fn api_gateway_event(
         Ok(text) => (text.to_owned(), false),
         Err(_) => (aws_smithy_types::base64::encode(body), true),
     };
+    // HTTP APIs hand the function the percent-decoded path (the query string stays raw).
+    let path = percent_encoding::percent_decode_str(parts.uri.path())
+        .decode_utf8_lossy()
+        .into_owned();
     let now = chrono::Utc::now();
     let host = headers
         .get("host")
@@ -279,7 +285,7 @@ fn api_gateway_event(
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
-        "rawPath": parts.uri.path(),
+        "rawPath": path,
         "rawQueryString": raw_query,
         "headers": headers,
         "requestContext": {
@@ -289,7 +295,7 @@ fn api_gateway_event(
             "domainPrefix": host.split('.').next().unwrap_or_default(),
             "http": {
                 "method": parts.method.as_str(),
-                "path": parts.uri.path(),
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": peer.ip().to_string(),
                 "userAgent": parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
@@ -342,6 +348,27 @@ mod tests {
         assert_eq!(proxy.matches("DELETE", "/a/b/c").unwrap()["proxy"], "a/b/c");
         assert_eq!(route("ANY", "$default").key(), "$default");
         assert_eq!(get.key(), "GET /v1/scores/{subject_id}");
+    }
+
+    #[test]
+    fn the_path_arrives_decoded_as_from_api_gateway() {
+        let (parts, ()) = http::Request::builder()
+            .uri("/v1/scores/shop%2D1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let event = api_gateway_event(
+            &parts,
+            &Bytes::new(),
+            "127.0.0.1:5000".parse().unwrap(),
+            "$default",
+            &BTreeMap::new(),
+        );
+
+        let parsed = lambda_http::request::from_str(&event.to_string()).unwrap();
+
+        assert_eq!(event["rawPath"], "/v1/scores/shop-1");
+        assert_eq!(parsed.uri().path(), "/v1/scores/shop-1");
     }
 
     #[test]
