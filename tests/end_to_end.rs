@@ -231,7 +231,10 @@ async fn work_that_can_never_finish_ends_in_the_dead_letter_queue_and_the_api_re
     let reported = system.wait_for_result("shop-poison", WITHIN).await;
     let deadline = tokio::time::Instant::now() + WITHIN;
     while system.queue_depth("ComputeDeadLetterQueue").await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the message never reached the DLQ");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message never reached the DLQ"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
