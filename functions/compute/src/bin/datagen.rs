@@ -16,7 +16,14 @@ const USAGE: &str =
     "usage: datagen --subjects N [--seed S] (--out DIR | --bucket BUCKET --catalog-table TABLE)";
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("datagen: {err}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut subjects = 20usize;
     let mut seed = 1u64;
     let mut out: Option<PathBuf> = None;
