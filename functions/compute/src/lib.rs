@@ -12,7 +12,7 @@
 //! | no data for the subject | `failed`, `NO_DATA` | acknowledged |
 //! | permanent error (corrupt object, model rejects the features) | `failed`, see [`error::codes`] | acknowledged |
 //! | transient error (throttling, 5xx, broken download), or the deadline is near | stays `running` under this claim until its lease passes; the redelivery (after the queue's visibility timeout, longer than the lease) claims it again | **failed**: SQS delivers it again |
-//! | the same on the message's last attempt (`ApproximateReceiveCount >= compute_max_receive_count`) | `failed` (`UNAVAILABLE` / `DEADLINE_EXCEEDED`, retryable) | acknowledged |
+//! | the same on the message's last attempt (`ApproximateReceiveCount >= compute_max_receive_count`), or that attempt starting too close to its deadline | `failed` (`UNAVAILABLE` / `DEADLINE_EXCEEDED`, retryable) | **failed** once more, so SQS moves it to the DLQ (alarmed, inspectable) |
 //! | the claim could not even be made (DynamoDB failing) | untouched | **failed** |
 //!
 //! Time: the invocation's deadline (`context.deadline`) minus [`DEADLINE_MARGIN`] bounds the
@@ -109,6 +109,10 @@ enum Outcome {
     Failed,
     /// Reported as a batch item failure: SQS delivers it again.
     Retry,
+    /// The last attempt gave up: the job is marked failed (so the API reports it) and the
+    /// message is reported failed, so SQS moves it to the DLQ at its next receive. The DLQ
+    /// then holds exactly the work that exhausted its attempts, and its alarm fires.
+    Exhausted,
 }
 
 /// The Lambda handler: one [`SqsBatchResponse`] naming the messages to deliver again.
@@ -125,7 +129,7 @@ pub async fn handle(event: LambdaEvent<SqsEvent>, deps: &Deps) -> Result<SqsBatc
         .await;
     let mut response = SqsBatchResponse::default();
     for (message_id, outcome) in outcomes {
-        if outcome == Outcome::Retry {
+        if matches!(outcome, Outcome::Retry | Outcome::Exhausted) {
             match message_id {
                 Some(id) => response.add_failure(id),
                 None => tracing::error!("a message without a messageId cannot be retried"),
@@ -197,6 +201,13 @@ enum Computed {
 impl Job {
     async fn run(&self, deps: &Deps) -> Outcome {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.last_attempt {
+                let message =
+                    "the last attempt started too close to the function's deadline".to_owned();
+                return self
+                    .give_up(deps, None, error::codes::DEADLINE_EXCEEDED, message)
+                    .await;
+            }
             tracing::warn!("not started: the invocation's deadline is near");
             return Outcome::Retry;
         }
@@ -247,8 +258,13 @@ impl Job {
                 tracing::warn!(error = %error::report(&err), "transient failure: the message will be delivered again");
                 Outcome::Retry
             }
+            Ok(Err(err)) if err.is_retryable() => {
+                tracing::warn!(error = %error::report(&err), "transient failure on the last attempt");
+                self.give_up(deps, Some(&self.claim_id), err.code(), error::report(&err))
+                    .await
+            }
             Ok(Err(err)) => {
-                tracing::warn!(error = %error::report(&err), last_attempt = self.last_attempt, "job failed");
+                tracing::warn!(error = %error::report(&err), "job failed");
                 self.fail(deps, err.code(), error::report(&err)).await
             }
             Err(_elapsed) if !self.last_attempt => {
@@ -257,8 +273,13 @@ impl Job {
             }
             Err(_elapsed) => {
                 let message = "the last attempt ran out of function time".to_owned();
-                self.fail(deps, error::codes::DEADLINE_EXCEEDED, message)
-                    .await
+                self.give_up(
+                    deps,
+                    Some(&self.claim_id),
+                    error::codes::DEADLINE_EXCEEDED,
+                    message,
+                )
+                .await
             }
         }
     }
@@ -306,8 +327,13 @@ impl Job {
             }
             Err(err) if self.last_attempt => {
                 tracing::error!(error = %error::report(&err), "storing the result failed on the last attempt");
-                self.fail(deps, error::codes::UNAVAILABLE, error::report(&err))
-                    .await
+                self.give_up(
+                    deps,
+                    Some(&self.claim_id),
+                    error::codes::UNAVAILABLE,
+                    error::report(&err),
+                )
+                .await
             }
             Err(err) => {
                 tracing::warn!(error = %error::report(&err), "storing the result failed: the message will be delivered again");
@@ -316,7 +342,35 @@ impl Job {
         }
     }
 
+    /// A permanent failure: the job is marked failed and the message acknowledged.
     async fn fail(&self, deps: &Deps, code: &str, message: String) -> Outcome {
+        self.mark_failed(deps, Some(&self.claim_id), code, message)
+            .await
+    }
+
+    /// The last attempt's transient failure: the job is marked failed, and the message goes on
+    /// to the DLQ. Without a claim (the attempt could not start), any pending/running state of
+    /// this job is failed.
+    async fn give_up(
+        &self,
+        deps: &Deps,
+        claim: Option<&ClaimId>,
+        code: &str,
+        message: String,
+    ) -> Outcome {
+        match self.mark_failed(deps, claim, code, message).await {
+            Outcome::Failed => Outcome::Exhausted,
+            other => other,
+        }
+    }
+
+    async fn mark_failed(
+        &self,
+        deps: &Deps,
+        claim: Option<&ClaimId>,
+        code: &str,
+        message: String,
+    ) -> Outcome {
         let error = JobError {
             code: code.to_owned(),
             message,
@@ -327,7 +381,7 @@ impl Job {
             .fail(
                 &self.subject,
                 self.job_id,
-                Some(&self.claim_id),
+                claim,
                 &error,
                 Utc::now(),
                 deps.result_ttl,

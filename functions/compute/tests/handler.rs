@@ -453,7 +453,7 @@ async fn a_live_lease_is_respected_and_an_expired_one_is_reclaimed() {
 }
 
 #[tokio::test]
-async fn the_last_attempt_marks_the_job_failed_and_acknowledges() {
+async fn the_last_attempt_marks_the_job_failed_and_sends_the_message_on_to_the_dlq() {
     // Arrange
     let h = Harness::new().await;
     let subject = h.subject("last");
@@ -465,10 +465,12 @@ async fn the_last_attempt_marks_the_job_failed_and_acknowledges() {
     let deps = h.deps().with_feature_source(Arc::new(h.unreachable_lake()));
 
     // Act
-    let response = handle(invocation(event, PLENTY), &deps).await.unwrap();
+    let response = handle(invocation(event.clone(), PLENTY), &deps)
+        .await
+        .unwrap();
 
-    // Assert
-    assert!(failures(&response).is_empty());
+    // Assert: reported once more, so SQS moves it to the DLQ; the API sees the failure.
+    assert_eq!(failures(&response), [message_id(&event, 0)]);
     let record = h.record(&subject).await;
     assert_eq!(record.status, ScoreStatus::Failed);
     let error = record.error.expect("an error");
@@ -630,11 +632,29 @@ async fn work_stops_before_the_deadline_and_is_retried() {
     let mut event = fixture("single");
     retarget(&mut event, 0, &last, last_job);
     set_receive_count(&mut event, 0, h.env.config.compute_max_receive_count);
-    let response = handle(invocation(event, remaining), &deps).await.unwrap();
+    let response = handle(invocation(event.clone(), remaining), &deps)
+        .await
+        .unwrap();
+
+    // Assert: failed, and on to the DLQ.
+    assert_eq!(failures(&response), [message_id(&event, 0)]);
+    let record = h.record(&last).await;
+    assert_eq!(record.status, ScoreStatus::Failed);
+    assert_eq!(record.error.unwrap().code, "DEADLINE_EXCEEDED");
+
+    // Act: a last attempt that cannot even start fails the unclaimed job too.
+    let never = h.subject("never-started");
+    let never_job = h.start(&never).await;
+    let mut event = fixture("single");
+    retarget(&mut event, 0, &never, never_job);
+    set_receive_count(&mut event, 0, h.env.config.compute_max_receive_count);
+    let response = handle(invocation(event.clone(), Duration::from_secs(1)), &deps)
+        .await
+        .unwrap();
 
     // Assert
-    assert!(failures(&response).is_empty());
-    let record = h.record(&last).await;
+    assert_eq!(failures(&response), [message_id(&event, 0)]);
+    let record = h.record(&never).await;
     assert_eq!(record.status, ScoreStatus::Failed);
     assert_eq!(record.error.unwrap().code, "DEADLINE_EXCEEDED");
 }
