@@ -15,7 +15,9 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+
+use crate::batch_get::{batch_get_items, Projection};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -211,66 +213,27 @@ impl CatalogStore {
         keys: &[(String, String)],
         report: &mut ApplyReport,
     ) -> Result<HashMap<(String, String), Sequencer>, Error> {
-        let mut stored = HashMap::new();
-        for chunk in keys.chunks(crate::score_store::BATCH_GET_MAX) {
-            let mut pending: Vec<_> = chunk.iter().map(|(d, n)| key_of(d, n)).collect();
-            let mut backoff = backon::BackoffBuilder::build(crate::retry::batch_backoff());
-            while !pending.is_empty() {
-                report.requests += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .projection_expression("#dir, #name, sequencer")
-                    .expression_attribute_names("#dir", "dir")
-                    .expression_attribute_names("#name", "name")
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|source| Error::Build {
-                        service: "DynamoDB",
-                        source,
-                    })?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("DynamoDB", "BatchGetItem", e))?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let text = |name: &str| match item.get(name) {
-                        Some(AttributeValue::S(v)) => Some(v.clone()),
-                        _ => None,
-                    };
-                    if let (Some(dir), Some(name), Some(seq)) =
-                        (text("dir"), text("name"), text("sequencer"))
-                    {
-                        stored.insert((dir, name), Sequencer(seq));
-                    }
-                }
-                pending = output
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    match backoff.next() {
-                        Some(delay) => tokio::time::sleep(delay).await,
-                        None => {
-                            return Err(Error::Unprocessed {
-                                service: "DynamoDB",
-                                count: pending.len(),
-                            })
-                        }
-                    }
-                }
-            }
-        }
-        Ok(stored)
+        let projection = Projection {
+            expression: "#dir, #name, sequencer",
+            names: &[("#dir", "dir"), ("#name", "name")],
+        };
+        let keys = keys.iter().map(|(d, n)| key_of(d, n)).collect();
+        let (items, requests) =
+            batch_get_items(&self.client, &self.table, keys, Some(projection)).await?;
+        report.requests += requests;
+        let text = |item: &crate::batch_get::Item, name: &str| match item.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                Some((
+                    (text(item, "dir")?, text(item, "name")?),
+                    Sequencer(text(item, "sequencer")?),
+                ))
+            })
+            .collect())
     }
 
     /// One item, tombstones included.

@@ -4,6 +4,7 @@
 //! ([`aws`]), and hand these to their handler. Everything they share lives here.
 
 pub mod aws;
+pub mod batch_get;
 pub mod catalog_store;
 pub mod config;
 pub mod domain;

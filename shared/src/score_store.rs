@@ -12,9 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
@@ -22,8 +20,8 @@ use crate::domain::{
 };
 use crate::Error;
 
-/// BatchGetItem takes at most 100 keys a call.
-pub const BATCH_GET_MAX: usize = 100;
+use crate::batch_get::batch_get_items;
+pub use crate::batch_get::BATCH_GET_MAX;
 
 /// Which existing items a new job may replace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,55 +118,13 @@ impl ScoreStore {
         subjects: &[SubjectId],
         now: DateTime<Utc>,
     ) -> Result<HashMap<SubjectId, ScoreRecord>, Error> {
-        let mut found = HashMap::with_capacity(subjects.len());
-        for chunk in subjects.chunks(BATCH_GET_MAX) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk.iter().map(key).collect();
-            pending.dedup();
-            let mut backoff = backon::BackoffBuilder::build(crate::retry::batch_backoff());
-            while !pending.is_empty() {
-                let keys = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|source| Error::Build {
-                        service: "DynamoDB",
-                        source,
-                    })?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("DynamoDB", "BatchGetItem", e))?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let record: ScoreRecord = serde_dynamo::from_item(item)?;
-                    if !record.is_expired(now) {
-                        found.insert(record.subject_id.clone(), record);
-                    }
-                }
-                pending = output
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    match backoff.next() {
-                        Some(delay) => tokio::time::sleep(delay).await,
-                        None => {
-                            return Err(Error::Unprocessed {
-                                service: "DynamoDB",
-                                count: pending.len(),
-                            })
-                        }
-                    }
-                }
+        let keys = subjects.iter().map(key).collect();
+        let (items, _) = batch_get_items(&self.client, &self.table, keys, None).await?;
+        let mut found = HashMap::with_capacity(items.len());
+        for item in items {
+            let record: ScoreRecord = serde_dynamo::from_item(item)?;
+            if !record.is_expired(now) {
+                found.insert(record.subject_id.clone(), record);
             }
         }
         Ok(found)
