@@ -30,6 +30,7 @@ impl System {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                tail_score_events: false,
             },
         )
         .await

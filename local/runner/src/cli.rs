@@ -74,11 +74,6 @@ impl Options {
 /// The curl lines a newcomer runs next, and where to look.
 pub fn print_next_steps(runner: &Runner, endpoint: &str) {
     let base = runner.base_url();
-    let events_queue = runner
-        .resources
-        .queues
-        .get("ScoreEventsProbeQueue")
-        .map(|q| q.url.clone());
     let config = runner.config();
     println!(
         "
@@ -98,8 +93,12 @@ Try it (the first call starts the computation and answers 202; a moment later th
         scores = config.scores_table,
         bucket = config.data_bucket,
     );
-    if let Some(url) = events_queue {
-        println!("Completion events (score.completed / score.failed) are copied to the queue {url}:\n  AWS_ENDPOINT_URL={endpoint} aws sqs receive-message --queue-url {url}\n");
+    if let Some(url) = &runner.score_events_tail {
+        println!(
+            "Completion events (score.completed / score.failed on ScoreEventsTopic) appear in this log as
+\"score event published\" lines, read from {url}, a queue subscribed to the topic as any subscriber's.
+"
+        );
     }
     println!("Ctrl-C stops the runner.");
 }

@@ -79,6 +79,8 @@ pub struct RunnerOptions {
     pub prefix: String,
     /// Template Parameter overrides, as `sam deploy --parameter-overrides`.
     pub parameter_overrides: HashMap<String, String>,
+    /// Subscribe a queue to ScoreEventsTopic and log every completion event (for `make dev`).
+    pub tail_score_events: bool,
 }
 
 pub struct Runner {
@@ -86,6 +88,8 @@ pub struct Runner {
     pub http_addr: SocketAddr,
     pub stats: Stats,
     pub sdk: SdkConfig,
+    /// The queue copying ScoreEventsTopic, when `tail_score_events` was asked for.
+    pub score_events_tail: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -242,12 +246,28 @@ impl Runner {
                 )));
             }
         }
+        let score_events_tail = match (
+            options.tail_score_events,
+            resources.topics.get("ScoreEventsTopic"),
+        ) {
+            (true, Some(topic)) => {
+                let url = emulator::subscribe_queue(&sdk, &options.prefix, topic, None).await;
+                tasks.push(tokio::spawn(tail_events(
+                    sqs.clone(),
+                    url.clone(),
+                    shutdown_rx.clone(),
+                )));
+                Some(url)
+            }
+            _ => None,
+        };
         tracing::info!(prefix = %options.prefix, http = %http_addr, "local runner started");
         Ok(Self {
             resources,
             http_addr,
             stats,
             sdk,
+            score_events_tail,
             shutdown,
             tasks,
         })
@@ -269,6 +289,49 @@ impl Runner {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+    }
+}
+
+/// Logs every event that reaches the tail queue: what a subscriber of ScoreEventsTopic sees.
+async fn tail_events(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let received = tokio::select! {
+            received = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).message_attribute_names("All").send() => received,
+            _ = shutdown.changed() => break,
+        };
+        let messages = match received {
+            Ok(output) => output.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the score events tail failed");
+                Vec::new()
+            }
+        };
+        if messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        for message in messages {
+            let body = message.body.clone().unwrap_or_default();
+            let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            tracing::info!(
+                r#type = event["type"].as_str().unwrap_or_default(),
+                subject_id = event["subject_id"].as_str().unwrap_or_default(),
+                band = event["band"].as_str().unwrap_or_default(),
+                score = event["score"].as_f64().unwrap_or_default(),
+                "score event published on ScoreEventsTopic"
+            );
+            if let Some(handle) = message.receipt_handle {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             port: options.port,
             prefix: options.prefix.clone(),
             parameter_overrides: options.parameter_overrides.clone(),
+            tail_score_events: true,
         },
     )
     .await?;
