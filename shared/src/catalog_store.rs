@@ -82,7 +82,8 @@ pub fn split_key(key: &str) -> (String, String) {
             (format!("{top}/{sub}"), rest.to_owned())
         }
         _ => match key.rsplit_once('/') {
-            Some((dir, name)) if !dir.is_empty() && !name.is_empty() => {
+            // A dir of only slashes would collide with top-level keys (`//b` vs `b`).
+            Some((dir, name)) if !dir.trim_matches('/').is_empty() && !name.is_empty() => {
                 (dir.to_owned(), name.to_owned())
             }
             _ => ("/".to_owned(), key.to_owned()),
