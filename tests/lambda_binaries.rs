@@ -9,13 +9,19 @@ use std::time::Duration;
 use emulator::runtime_api::{invoke_binary, Invocation};
 use emulator::TestEnv;
 
-/// Cargo puts the binaries beside the `deps/` folder holding this test.
+/// `LAMBDA_BIN_DIR` when set (e.g. `target/release`, see `make lambda-check`), else the
+/// binaries cargo built beside the `deps/` folder holding this test.
 fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile dir");
+    let dir = match std::env::var_os("LAMBDA_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("test executable path");
+            exe.parent()
+                .and_then(|deps| deps.parent())
+                .expect("target profile dir")
+                .to_path_buf()
+        }
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),
