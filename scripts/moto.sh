@@ -37,7 +37,8 @@ start() {
   fi
   mkdir -p "$state"
   local port=${MOTO_PORT:-$(free_port)}
-  "$root/.venv/moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"$state/log" 2>&1 &
+  # moto's server with requests handled one at a time (see local/moto_server.py for why).
+  "$root/.venv/moto/bin/python" "$root/local/moto_server.py" -H 127.0.0.1 -p "$port" >"$state/log" 2>&1 &
   echo $! >"$state/pid"
   echo "$port" >"$state/port"
   for _ in $(seq 1 100); do
