@@ -173,10 +173,7 @@ impl HttpApi {
             .extensions_mut()
             .insert(crate::invocation_context(&self.function, self.timeout));
         let started = tokio::time::Instant::now();
-        let outcome = {
-            let _running = stats.enter();
-            tokio::time::timeout(self.timeout, handler(lambda_request)).await
-        };
+        let outcome = stats.invoke(self.timeout, handler(lambda_request)).await;
         let response = match outcome {
             Ok(Ok(response)) => {
                 let (parts, body) = response.into_parts();

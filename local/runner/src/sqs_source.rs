@@ -190,14 +190,12 @@ impl SqsSource {
         let event = self.event(&batch);
         let context = crate::invocation_context(&self.function, self.timeout);
         let started = Instant::now();
-        let outcome = {
-            let _running = stats.enter();
-            tokio::time::timeout(
+        let outcome = stats
+            .invoke(
                 self.timeout,
                 handler(lambda_runtime::LambdaEvent::new(event, context)),
             )
-            .await
-        };
+            .await;
         let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
         let failed: HashSet<String> = match &outcome {
             Ok(Ok(response)) if self.report_batch_item_failures => response

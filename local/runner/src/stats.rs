@@ -18,11 +18,22 @@ pub struct FunctionStats {
 
 impl FunctionStats {
     /// Counts an invocation as running until the guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> InFlight {
+    fn enter(self: &Arc<Self>) -> InFlight {
         self.invocations.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         InFlight(self.clone())
+    }
+
+    /// Runs one invocation as Lambda would: counted as in flight while it runs, and cut off
+    /// at the function's timeout.
+    pub async fn invoke<F: std::future::Future>(
+        self: &Arc<Self>,
+        timeout: std::time::Duration,
+        invocation: F,
+    ) -> Result<F::Output, tokio::time::error::Elapsed> {
+        let _running = self.enter();
+        tokio::time::timeout(timeout, invocation).await
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -34,7 +45,7 @@ impl FunctionStats {
     }
 }
 
-pub struct InFlight(Arc<FunctionStats>);
+struct InFlight(Arc<FunctionStats>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -217,14 +217,12 @@ impl StreamSource {
         .expect("stream records round-trip");
         let context = crate::invocation_context(&self.function, self.timeout);
         let started = tokio::time::Instant::now();
-        let result = {
-            let _running = stats.enter();
-            tokio::time::timeout(
+        let result = stats
+            .invoke(
                 self.timeout,
                 handler(lambda_runtime::LambdaEvent::new(payload, context)),
             )
-            .await
-        };
+            .await;
         let outcome = match result {
             Ok(Ok(response)) => match response
                 .batch_item_failures
