@@ -1,19 +1,46 @@
-"""moto's server (as `moto_server` starts it), with requests handled one at a time.
+"""moto's server (as `moto_server` starts it), made as strict as AWS where we can make it so.
 
-moto's backends are not thread-safe: under the stock threaded server, two concurrent
-conditional writes can both pass their condition (seen here: two concurrent UpdateItem claims
-of one job both succeeding). In DynamoDB every conditional write is atomic, and Deferred's
-idempotency rests on that, so the local emulator serialises requests to give the same
-guarantee. Connections are still accepted on threads; only the handling is one at a time.
+1. Requests are handled one at a time. moto's backends are not thread-safe: under the stock
+   threaded server, two concurrent conditional writes can both pass their condition (seen here:
+   two concurrent UpdateItem claims of one job both succeeding). In DynamoDB every conditional
+   write is atomic, and Deferred's idempotency rests on that. Connections are still accepted on
+   threads; only the handling is one at a time.
 
-Usage: python local/moto_server.py [-H HOST] [-p PORT]
+2. Every DynamoDB request moto accepts is also sent to a strict DynamoDB (`--dynalite CLI`):
+   dynalite, which its authors test against live DynamoDB, runs as a child process and receives
+   the same request stream, so its tables mirror moto's. moto accepts requests that DynamoDB
+   rejects (unused or missing expression names and values, reserved words, more than 25 batch
+   items, items over 400 KB, short table names). When dynalite rejects a request as invalid, the
+   client gets dynalite's ValidationException, with the request in the message; when the two
+   disagree on the outcome of a valid request, that is logged. Either is recorded in the
+   `--violations` file, which `scripts/moto.sh run` turns into a failed run (after a rejection
+   moto's state is ahead of dynalite's, but the run has failed by then).
+
+3. IAM is enforced (`--enforce-iam`): every request must be signed by a known access key whose
+   policies allow the action on the resource. The access key `test` (secret `test`) is an
+   administrator, for provisioning and test set-up; the local system creates one user per
+   function from template.yaml's policies, and runs each function's code with that user's keys.
+   moto checks resources only for S3 and SQS by itself; here DynamoDB (table ARNs) and SNS (topic
+   ARNs) are checked too, so a policy scoped to the wrong table fails locally as in AWS.
+
+Usage: python local/moto_server.py [-H HOST] [-p PORT] [--dynalite CLI] [--violations FILE]
+                                   [--enforce-iam]
 """
 
 import argparse
+import io
+import json
+import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 
+from moto import settings
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -21,40 +48,284 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
+ACCOUNT = "123456789012"
+ADMIN_KEY = "test"
+DYNAMODB_TARGET = "DynamoDB_20120810."
+# Tables of tests that check this emulator's strictness itself: rejections are answered as for any
+# table, but not recorded as violations.
+EXPECTED_REJECTIONS = "expect-rejection-"
+# dynalite's answers that mean "AWS would reject this request, whatever the table holds".
+INVALID_REQUEST = ("ValidationException", "SerializationException")
 
-class Serialized:
-    """A WSGI app that runs the wrapped app, response body included, under one lock."""
 
-    def __init__(self, app):
-        self.app = app
+def log(message):
+    print(f"[moto_server] {message}", file=sys.stderr, flush=True)
+
+
+class Violations:
+    """Requests where moto was kinder than a strict DynamoDB, appended as JSON lines."""
+
+    def __init__(self, path):
+        self.path = path
         self.lock = threading.Lock()
+
+    def record(self, kind, operation, request, detail):
+        entry = {"kind": kind, "operation": operation, "detail": detail, "request": request}
+        log(f"{kind}: {operation}: {detail}\n    request: {request}")
+        if f'"{EXPECTED_REJECTIONS}' in request:
+            return
+        if self.path:
+            with self.lock, open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+
+class Dynalite:
+    """A dynalite child process on a free loopback port."""
+
+    def __init__(self, cli):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        args = [
+            "node", cli, "--host", "127.0.0.1", "--port", str(self.port),
+            # Tables are ACTIVE at once, as moto's are.
+            "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0",
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"dynalite exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("dynalite did not listen within 15 s")
+
+    def call(self, target, headers, body):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/", data=body, method="POST",
+            headers={
+                "X-Amz-Target": target,
+                "Content-Type": headers.get("CONTENT_TYPE") or "application/x-amz-json-1.0",
+                "Authorization": headers.get("HTTP_AUTHORIZATION", ""),
+                "X-Amz-Date": headers.get("HTTP_X_AMZ_DATE", ""),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def error_type(body):
+    try:
+        return json.loads(body).get("__type", "").rsplit("#", 1)[-1]
+    except (ValueError, AttributeError):
+        return ""
+
+
+def error_message(body):
+    try:
+        parsed = json.loads(body)
+        return parsed.get("message") or parsed.get("Message") or ""
+    except (ValueError, AttributeError):
+        return body.decode("utf-8", "replace")[:500]
+
+
+def shorten(body, limit=2000):
+    text = body.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} bytes)"
+
+
+class Emulator:
+    """moto's WSGI app, one request at a time, with DynamoDB requests checked by dynalite."""
+
+    def __init__(self, app, dynalite, violations):
+        self.app = app
+        self.dynalite = dynalite
+        self.violations = violations
+        self.lock = threading.Lock()
+        self.unchecked = set()
 
     def __call__(self, environ, start_response):
         with self.lock:
-            body = self.app(environ, start_response)
-            try:
-                return [b"".join(body)]
-            finally:
-                close = getattr(body, "close", None)
-                if close is not None:
-                    close()
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if not target.startswith(DYNAMODB_TARGET):
+                answer = self.moto(environ)
+                if answer.status == 403:
+                    log(f"denied: {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}: {shorten(answer.body, 600)}")
+                return answer.send(start_response)
+            request = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(request)
+            operation = target[len(DYNAMODB_TARGET):]
+            answer = self.moto(environ)
+            status, body = answer.status, answer.body
+            if status == 403:
+                # Not authorized: neither store sees the request.
+                return access_denied(body).send(start_response)
+            if self.dynalite is None:
+                return answer.send(start_response)
+            # moto has applied the request; dynalite applies it too (so its tables keep
+            # mirroring moto's) and says whether DynamoDB would have accepted it.
+            strict_status, strict_body = self.dynalite.call(target, environ, request)
+            kind = error_type(strict_body) if strict_status >= 400 else ""
+            if kind == "UnknownOperationException":
+                if operation not in self.unchecked:
+                    self.unchecked.add(operation)
+                    log(f"dynalite does not implement {operation}; moto alone serves it")
+            elif kind in INVALID_REQUEST:
+                message = error_message(strict_body)
+                self.violations.record("rejected", operation, shorten(request), message)
+                if status < 400:
+                    return rejected(kind, operation, message, request).send(start_response)
+            elif (status < 400) != (strict_status < 400):
+                self.violations.record(
+                    "diverged", operation, shorten(request),
+                    f"moto answered {status} {error_type(body)}, "
+                    f"dynalite answered {strict_status} {kind}: {error_message(strict_body)}",
+                )
+            return answer.send(start_response)
+
+    def moto(self, environ):
+        """Runs moto's app to the end of its body, without answering yet."""
+        seen = {}
+
+        def capture(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, headers
+            return lambda _data: None
+
+        chunks = self.app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return Answer(seen.get("status", "500 Internal Server Error"), seen.get("headers", []), body)
+
+
+class Answer:
+    """A response held back until the emulator decides to send it (headers as moto made them:
+    a HEAD response's Content-Length is the object's size, not the empty body's)."""
+
+    def __init__(self, status_line, headers, body):
+        self.status_line, self.headers, self.body = status_line, headers, body
+        self.status = int(status_line.split(" ", 1)[0])
+
+    def send(self, start_response):
+        start_response(self.status_line, self.headers)
+        return [self.body]
+
+
+def json_error(kind, message):
+    body = json.dumps({"__type": f"com.amazon.coral.service#{kind}", "message": message}).encode()
+    return Answer("400 Bad Request", [
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("Content-Length", str(len(body))),
+    ], body)
+
+
+def access_denied(xml_body):
+    """DynamoDB speaks JSON: moto's XML AccessDenied becomes DynamoDB's AccessDeniedException."""
+    text = xml_body.decode("utf-8", "replace")
+    start, end = text.find("<Message>"), text.find("</Message>")
+    message = text[start + len("<Message>"):end] if 0 <= start < end else text
+    kind = "AccessDeniedException" if "AccessDenied" in text else "UnrecognizedClientException"
+    return json_error(kind, message)
+
+
+def rejected(kind, operation, message, request):
+    return json_error(kind, (
+        f"{message} [strict DynamoDB (dynalite) rejected this {operation}, which moto accepted "
+        f"and DynamoDB rejects; request: {shorten(request)}]"
+    ))
+
+
+def enforce_iam():
+    """Turns on moto's IAM checks, with `test`/`test` as an administrator's access key, and
+    resource ARNs for DynamoDB and SNS requests (moto passes `*` for them by itself)."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.iam.access_control import IAMRequestBase
+    from moto.iam.models import iam_backends
+    from moto.sns.responses import SNSResponse
+
+    # moto recomputes SigV4 signatures from the form body as it re-encodes it, and disagrees with
+    # the AWS SDK on some characters (SNS PublishBatch with JSON messages answered
+    # SignatureDoesNotMatch). The access key still decides who is calling and which policies
+    # apply; an unknown key is still refused.
+    IAMRequestBase.check_signature = lambda self: None
+
+    iam = iam_backends[ACCOUNT]["aws"]
+    iam.create_user("us-east-1", "emulator-admin")
+    iam.put_user_policy("emulator-admin", "admin", json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }))
+    key = iam.create_access_key("emulator-admin")
+    del iam.access_keys[key.physical_resource_id]
+    key.access_key_id = ADMIN_KEY
+    key.secret_access_key = ADMIN_KEY
+    iam.access_keys[key.physical_resource_id] = key
+
+    def table_arn(handler):
+        params = getattr(handler, "params", None) or {}
+        tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems") or {})
+        if len(tables) != 1:
+            return "*"
+        return f"arn:aws:dynamodb:{handler.region}:{handler.current_account}:table/{tables[0]}"
+
+    def topic_arn(handler):
+        return handler._get_param("TopicArn") or handler._get_param("TargetArn") or "*"
+
+    DynamoHandler._determine_resource = table_arn
+    SNSResponse._determine_resource = topic_arn
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--dynalite", help="path of dynalite's cli.js: check DynamoDB requests")
+    parser.add_argument("--violations", help="file that collects requests moto was kinder to")
+    parser.add_argument("--enforce-iam", action="store_true")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
+    dynalite = Dynalite(args.dynalite) if args.dynalite else None
+    if dynalite is None:
+        log("no --dynalite: DynamoDB requests are not checked against a strict DynamoDB")
+    if args.enforce_iam:
+        enforce_iam()
+
+    def stop(*_):
+        if dynalite is not None:
+            dynalite.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(
-        args.host,
-        args.port,
-        Serialized(app),
-        threaded=True,
-        request_handler=MotoRequestHandler,
-    )
+    try:
+        run_simple(
+            args.host,
+            args.port,
+            Emulator(app, dynalite, Violations(args.violations)),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+    finally:
+        if dynalite is not None:
+            dynalite.stop()
 
 
 if __name__ == "__main__":

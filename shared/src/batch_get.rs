@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+use crate::expression::{Expressions, WithExpressions};
 use crate::Error;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -13,18 +14,12 @@ pub type Item = HashMap<String, AttributeValue>;
 /// BatchGetItem takes at most 100 keys a call.
 pub const BATCH_GET_MAX: usize = 100;
 
-/// A projection: the expression and the `#name` placeholders it uses.
-pub struct Projection<'a> {
-    pub expression: &'a str,
-    pub names: &'a [(&'a str, &'a str)],
-}
-
 /// Every item found for `keys` (absent ones are simply missing), and the number of requests made.
 pub async fn batch_get_items(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     mut keys: Vec<Item>,
-    projection: Option<Projection<'_>>,
+    projection: Option<Expressions>,
 ) -> Result<(Vec<Item>, usize), Error> {
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| {
@@ -40,11 +35,8 @@ pub async fn batch_get_items(
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
                 .consistent_read(true);
-            if let Some(p) = &projection {
-                request = request.projection_expression(p.expression);
-                for (placeholder, name) in p.names {
-                    request = request.expression_attribute_names(*placeholder, *name);
-                }
+            if let Some(projection) = &projection {
+                request = request.with_expressions(projection.clone())?;
             }
             let request = request.build().map_err(|source| Error::Build {
                 service: "DynamoDB",

@@ -17,7 +17,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
-use crate::batch_get::{batch_get_items, Projection};
+use crate::batch_get::batch_get_items;
+use crate::expression::{Expressions, WithExpressions};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -214,10 +215,10 @@ impl CatalogStore {
         keys: &[(String, String)],
         report: &mut ApplyReport,
     ) -> Result<HashMap<(String, String), Sequencer>, Error> {
-        let projection = Projection {
-            expression: "#dir, #name, sequencer",
-            names: &[("#dir", "dir"), ("#name", "name")],
-        };
+        let projection = Expressions::new()
+            .projection("#dir, #name, sequencer")
+            .name("#dir", "dir")
+            .name("#name", "name");
         let keys = keys.iter().map(|(d, n)| key_of(d, n)).collect();
         let (items, requests) =
             batch_get_items(&self.client, &self.table, keys, Some(projection)).await?;
@@ -264,9 +265,12 @@ impl CatalogStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#dir = :dir")
-                .expression_attribute_names("#dir", "dir")
-                .expression_attribute_values(":dir", AttributeValue::S(dir.to_owned()))
+                .with_expressions(
+                    Expressions::new()
+                        .key_condition("#dir = :dir")
+                        .name("#dir", "dir")
+                        .value(":dir", AttributeValue::S(dir.to_owned())),
+                )?
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

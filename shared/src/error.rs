@@ -38,6 +38,10 @@ pub enum Error {
         source: BuildError,
     },
 
+    /// A request's expressions would be rejected by DynamoDB: a bug in the code that built them.
+    #[error("a DynamoDB request's expressions are invalid")]
+    Expression(#[from] crate::expression::ExpressionError),
+
     #[error("a DynamoDB item does not match its type")]
     Item(#[from] serde_dynamo::Error),
 

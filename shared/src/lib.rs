@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod expression;
 pub mod features;
 pub mod model;
 pub mod publisher;

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     ClaimId, JobError, JobId, RequestReason, ScoreRecord, ScoreResult, ScoreStatus, SubjectId,
 };
+use crate::expression::{Expressions, WithExpressions};
 use crate::Error;
 
 use crate::batch_get::batch_get_items;
@@ -61,6 +62,10 @@ fn s(value: &str) -> AttributeValue {
 
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+fn status(value: ScoreStatus) -> AttributeValue {
+    s(value.as_str())
 }
 
 fn key(subject: &SubjectId) -> HashMap<String, AttributeValue> {
@@ -157,34 +162,39 @@ impl ScoreStore {
             result: None,
             error: None,
         };
+        // Each mode binds exactly what its condition uses (DynamoDB rejects anything else).
+        let condition = match mode {
+            StartMode::Missing { failed_retry_after } => Expressions::new()
+                .condition(
+                    "attribute_not_exists(subject_id) OR expires_at <= :now_s OR stale = :true \
+                     OR (#status = :failed AND #error.retryable = :true AND completed_at <= :retry_cutoff)",
+                )
+                .name("#status", "status")
+                .name("#error", "error")
+                .value(":now_s", n(now.timestamp()))
+                .value(":true", AttributeValue::Bool(true))
+                .value(":failed", status(ScoreStatus::Failed))
+                .value(
+                    ":retry_cutoff",
+                    n((now - failed_retry_after).timestamp_millis()),
+                ),
+            StartMode::Refresh => Expressions::new()
+                .condition(
+                    "attribute_not_exists(subject_id) OR expires_at <= :now_s \
+                     OR NOT (#status IN (:pending, :running))",
+                )
+                .name("#status", "status")
+                .value(":now_s", n(now.timestamp()))
+                .value(":pending", status(ScoreStatus::Pending))
+                .value(":running", status(ScoreStatus::Running)),
+        };
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(&record)?))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now_s", n(now.timestamp()))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":running", s("running"));
-        let request = match mode {
-            StartMode::Missing { failed_retry_after } => request
-                .condition_expression(
-                    "attribute_not_exists(subject_id) OR expires_at <= :now_s OR stale = :true \
-                     OR (#status = :failed AND #error.retryable = :true AND completed_at <= :retry_cutoff)",
-                )
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":failed", s("failed"))
-                .expression_attribute_values(
-                    ":retry_cutoff",
-                    n((now - failed_retry_after).timestamp_millis()),
-                ),
-            StartMode::Refresh => request.condition_expression(
-                "attribute_not_exists(subject_id) OR expires_at <= :now_s \
-                 OR NOT (#status IN (:pending, :running))",
-            ),
-        };
+            .with_expressions(condition)?;
         match request.send().await {
             Ok(_) => Ok(StartOutcome::Started(record)),
             Err(err) => {
@@ -221,19 +231,22 @@ impl ScoreStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(subject)))
-            .update_expression("SET dispatched_at = :now_ms")
-            .condition_expression(
-                "job_id = :job AND expires_at > :now_s AND \
-                 ((#status = :pending AND dispatched_at <= :cutoff) \
-                  OR (#status = :running AND lease_until < :now_ms AND dispatched_at <= :cutoff))",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":job", s(&job_id.to_string()))
-            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
-            .expression_attribute_values(":now_s", n(now.timestamp()))
-            .expression_attribute_values(":cutoff", n(cutoff.timestamp_millis()))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":running", s("running"))
+            .with_expressions(
+                Expressions::new()
+                    .update("SET dispatched_at = :now_ms")
+                    .condition(
+                        "job_id = :job AND expires_at > :now_s AND \
+                         ((#status = :pending AND dispatched_at <= :cutoff) \
+                          OR (#status = :running AND lease_until < :now_ms AND dispatched_at <= :cutoff))",
+                    )
+                    .name("#status", "status")
+                    .value(":job", s(&job_id.to_string()))
+                    .value(":now_ms", n(now.timestamp_millis()))
+                    .value(":now_s", n(now.timestamp()))
+                    .value(":cutoff", n(cutoff.timestamp_millis()))
+                    .value(":pending", status(ScoreStatus::Pending))
+                    .value(":running", status(ScoreStatus::Running)),
+            )?
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -259,24 +272,27 @@ impl ScoreStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(subject)))
-            .update_expression(
-                "SET #status = :running, started_at = :now_ms, lease_until = :lease, \
-                 claim_id = :claim, attempts = if_not_exists(attempts, :zero) + :one",
-            )
-            .condition_expression(
-                "job_id = :job AND expires_at > :now_s AND \
-                 (#status = :pending OR (#status = :running AND lease_until < :now_ms))",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":job", s(&job_id.to_string()))
-            .expression_attribute_values(":claim", s(&claim_id.0))
-            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
-            .expression_attribute_values(":now_s", n(now.timestamp()))
-            .expression_attribute_values(":lease", n((now + lease).timestamp_millis()))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .with_expressions(
+                Expressions::new()
+                    .update(
+                        "SET #status = :running, started_at = :now_ms, lease_until = :lease, \
+                         claim_id = :claim, attempts = if_not_exists(attempts, :zero) + :one",
+                    )
+                    .condition(
+                        "job_id = :job AND expires_at > :now_s AND \
+                         (#status = :pending OR (#status = :running AND lease_until < :now_ms))",
+                    )
+                    .name("#status", "status")
+                    .value(":job", s(&job_id.to_string()))
+                    .value(":claim", s(&claim_id.0))
+                    .value(":now_ms", n(now.timestamp_millis()))
+                    .value(":now_s", n(now.timestamp()))
+                    .value(":lease", n((now + lease).timestamp_millis()))
+                    .value(":pending", status(ScoreStatus::Pending))
+                    .value(":running", status(ScoreStatus::Running))
+                    .value(":zero", n(0))
+                    .value(":one", n(1)),
+            )?
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -318,7 +334,7 @@ impl ScoreStore {
             FinishCondition::Claim(claim_id),
             "SET #status = :final, #result = :value, completed_at = :now_ms, expires_at = :expires \
              REMOVE lease_until, #error",
-            s("done"),
+            ScoreStatus::Done,
             serde_dynamo::to_attribute_value(result)?,
             now,
             ttl,
@@ -346,7 +362,7 @@ impl ScoreStore {
             condition,
             "SET #status = :final, #error = :value, completed_at = :now_ms, expires_at = :expires \
              REMOVE lease_until, #result",
-            s("failed"),
+            ScoreStatus::Failed,
             serde_dynamo::to_attribute_value(error)?,
             now,
             ttl,
@@ -360,35 +376,37 @@ impl ScoreStore {
         subject: &SubjectId,
         condition: FinishCondition<'_>,
         update: &str,
-        status: AttributeValue,
+        final_status: ScoreStatus,
         value: AttributeValue,
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<Option<ScoreRecord>, Error> {
+        let expressions = Expressions::new()
+            .update(update)
+            .name("#status", "status")
+            .name("#result", "result")
+            .name("#error", "error")
+            .value(":final", status(final_status))
+            .value(":value", value)
+            .value(":now_ms", n(now.timestamp_millis()))
+            .value(":expires", n(expires_at(now, ttl)))
+            .value(":running", status(ScoreStatus::Running));
+        let expressions = match condition {
+            FinishCondition::Claim(claim_id) => expressions
+                .condition("#status = :running AND claim_id = :claim")
+                .value(":claim", s(&claim_id.0)),
+            FinishCondition::Job(job_id) => expressions
+                .condition("job_id = :job AND #status IN (:pending, :running)")
+                .value(":job", s(&job_id.to_string()))
+                .value(":pending", status(ScoreStatus::Pending)),
+        };
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(subject)))
-            .update_expression(update)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#result", "result")
-            .expression_attribute_names("#error", "error")
-            .expression_attribute_values(":final", status)
-            .expression_attribute_values(":value", value)
-            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
-            .expression_attribute_values(":expires", n(expires_at(now, ttl)))
-            .expression_attribute_values(":running", s("running"))
+            .with_expressions(expressions)?
             .return_values(ReturnValue::AllNew);
-        let request = match condition {
-            FinishCondition::Claim(claim_id) => request
-                .condition_expression("#status = :running AND claim_id = :claim")
-                .expression_attribute_values(":claim", s(&claim_id.0)),
-            FinishCondition::Job(job_id) => request
-                .condition_expression("job_id = :job AND #status IN (:pending, :running)")
-                .expression_attribute_values(":job", s(&job_id.to_string()))
-                .expression_attribute_values(":pending", s("pending")),
-        };
         match request.send().await {
             Ok(output) => record_from(output.attributes),
             Err(err) if is_conditional_update_failure(&err) => Ok(None),
@@ -404,9 +422,12 @@ impl ScoreStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(subject)))
-            .update_expression("SET stale = :true")
-            .condition_expression("attribute_exists(subject_id)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .with_expressions(
+                Expressions::new()
+                    .update("SET stale = :true")
+                    .condition("attribute_exists(subject_id)")
+                    .value(":true", AttributeValue::Bool(true)),
+            )?
             .send()
             .await;
         match result {

@@ -88,6 +88,67 @@ async fn first_request_creates_a_pending_job_and_the_next_sees_it() {
     );
 }
 
+/// Regression: `start_job` in `Missing` mode (every GET that has to start a job) once bound
+/// `:pending` and `:running`, which only the `Refresh` condition uses. DynamoDB rejects such a
+/// PutItem with ValidationException; moto accepted it. The emulator checks every DynamoDB request
+/// against a strict DynamoDB, so this test failed on the old code.
+#[tokio::test]
+async fn every_kind_of_job_start_is_a_request_dynamodb_accepts() {
+    let env = TestEnv::new().await;
+    let store = env.score_store();
+    let (absent, stale, failed) = (
+        subject("shop-new"),
+        subject("shop-stale"),
+        subject("shop-failed"),
+    );
+    let retryable = JobError {
+        code: "UNAVAILABLE".into(),
+        message: "try later".into(),
+        retryable: true,
+    };
+
+    // absent -> pending (Missing), and a refresh of a pending job (Refresh, refused)
+    let first = started(&store, &absent, MISSING, at(0)).await;
+    assert!(matches!(
+        store
+            .start_job(&absent, RequestReason::Refresh, StartMode::Refresh, at(1), TTL)
+            .await
+            .unwrap(),
+        StartOutcome::Existing(Some(ref r)) if r.job_id == first.job_id
+    ));
+    // stale -> pending (Missing)
+    let done = started(&store, &stale, MISSING, at(0)).await;
+    let claim = ClaimId::new();
+    claimed(&store, &done, &claim, at(1)).await;
+    store
+        .complete(&stale, &claim, &result(0.1), at(2), TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.mark_stale(&stale).await.unwrap());
+    assert_ne!(
+        started(&store, &stale, MISSING, at(3)).await.job_id,
+        done.job_id
+    );
+    // retryable failure past the retry delay -> pending (Missing), and a refresh of a finished job
+    let job = started(&store, &failed, MISSING, at(0)).await;
+    store
+        .fail(&failed, job.job_id, None, &retryable, at(1), TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let retried = started(&store, &failed, MISSING, at(120)).await;
+    assert_ne!(retried.job_id, job.job_id);
+    let claim = ClaimId::new();
+    claimed(&store, &retried, &claim, at(121)).await;
+    store
+        .complete(&failed, &claim, &result(0.2), at(122), TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    started(&store, &failed, StartMode::Refresh, at(123)).await;
+}
+
 #[tokio::test]
 async fn concurrent_first_requests_create_exactly_one_job() {
     let env = TestEnv::new().await;
