@@ -265,6 +265,17 @@ def enforce_iam():
     # apply; an unknown key is still refused.
     IAMRequestBase.check_signature = lambda self: None
 
+    # Batch operations that IAM authorises as their single-message action: AWS has no
+    # sns:PublishBatch action (a PublishBatch needs sns:Publish); moto asks for one.
+    authorized_as = {"sns:PublishBatch": "sns:Publish"}
+    original_init = IAMRequestBase.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._action = authorized_as.get(self._action, self._action)
+
+    IAMRequestBase.__init__ = init
+
     iam = iam_backends[ACCOUNT]["aws"]
     iam.create_user("us-east-1", "emulator-admin")
     iam.put_user_policy("emulator-admin", "admin", json.dumps({

@@ -63,10 +63,16 @@ fn lambda_env(env: &TestEnv, function: &str) -> HashMap<String, String> {
         .clone()
         .into_iter()
         .collect();
+    // The binary runs as the function's own principal, with the template's policy, as Lambda
+    // gives it its execution role's credentials.
+    let credentials = env.resources.functions[function]
+        .credentials
+        .clone()
+        .expect("a principal per function");
     for (k, v) in [
         ("AWS_ENDPOINT_URL", emulator::endpoint_from_env().unwrap()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
     ] {

@@ -19,7 +19,7 @@ use compute::{handle, Deps, FeatureSource, LakeSource};
 use emulator::TestEnv;
 use futures::future::BoxFuture;
 use lambda_runtime::{Context, LambdaEvent};
-use shared::catalog_store::{split_key, CatalogEntry, Sequencer};
+use shared::catalog_store::{split_key, CatalogEntry, CatalogStore, Sequencer};
 use shared::domain::{
     Band, ClaimId, FeatureSummary, JobId, RequestReason, ScoreRecord, ScoreStatus, SubjectId,
 };
@@ -103,23 +103,32 @@ impl Harness {
         Self { env }
     }
 
+    /// The emulator as compute sees it: its own principal, with the template's policy.
+    fn compute_sdk(&self) -> aws_config::SdkConfig {
+        self.env.function_sdk("ComputeFunction")
+    }
+
     fn deps(&self) -> Deps {
-        Deps::new(&self.env.config, &self.env.sdk).expect("deps")
+        Deps::new(&self.env.config, &self.compute_sdk()).expect("deps")
+    }
+
+    fn compute_catalog(&self) -> CatalogStore {
+        let dynamodb = shared::aws::dynamodb(&self.compute_sdk());
+        CatalogStore::new(dynamodb, &self.env.config.catalog_table)
     }
 
     fn lake(&self) -> LakeSource {
-        LakeSource::new(self.env.catalog_store(), self.env.s3())
+        LakeSource::new(self.compute_catalog(), shared::aws::s3(&self.compute_sdk()))
     }
 
     /// The shipped source, but S3 refuses connections: every read fails transiently.
     fn unreachable_lake(&self) -> LakeSource {
         let sdk = self
-            .env
-            .sdk
+            .compute_sdk()
             .to_builder()
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        LakeSource::new(self.env.catalog_store(), shared::aws::s3(&sdk))
+        LakeSource::new(self.compute_catalog(), shared::aws::s3(&sdk))
     }
 
     fn subject(&self, name: &str) -> SubjectId {

@@ -13,6 +13,11 @@ use shared::model::{ModelStore, EMBEDDED_MODEL_JSON};
 use shared::score_store::{StartMode, StartOutcome};
 
 /// The embedded artifact with another version and intercept.
+/// S3 as compute sees it: its own principal, with the template's policy.
+fn compute_s3(env: &TestEnv) -> aws_sdk_s3::Client {
+    shared::aws::s3(&env.function_sdk("ComputeFunction"))
+}
+
 fn artifact(version: &str, intercept: f64) -> Vec<u8> {
     let mut value: serde_json::Value = serde_json::from_str(EMBEDDED_MODEL_JSON).unwrap();
     value["version"] = version.into();
@@ -42,8 +47,8 @@ async fn the_model_is_cached_for_its_ttl_and_swapped_after_it() {
     let key = "models/fraud-lr/live.json";
     let uri = format!("s3://{}/{key}", env.config.data_bucket);
     upload(&env, key, artifact("2", -3.0)).await;
-    let cached = ModelStore::s3(env.s3(), &uri, Duration::from_secs(3600)).unwrap();
-    let uncached = ModelStore::s3(env.s3(), &uri, Duration::ZERO).unwrap();
+    let cached = ModelStore::s3(compute_s3(&env), &uri, Duration::from_secs(3600)).unwrap();
+    let uncached = ModelStore::s3(compute_s3(&env), &uri, Duration::ZERO).unwrap();
     assert_eq!(version(&cached).await, "fraud-lr/2");
     assert_eq!(version(&uncached).await, "fraud-lr/2");
 
@@ -65,7 +70,7 @@ async fn the_model_is_cached_for_its_ttl_and_swapped_after_it() {
 
     // Assert: the loaded model keeps serving; a store that never loaded one reports the error.
     assert_eq!(version(&uncached).await, "fraud-lr/3");
-    let fresh = ModelStore::s3(env.s3(), &uri, Duration::ZERO).unwrap();
+    let fresh = ModelStore::s3(compute_s3(&env), &uri, Duration::ZERO).unwrap();
     let err = fresh.current().await.err().expect("no model to serve");
     assert!(matches!(err, shared::Error::Aws { .. }), "{err:?}");
 }
@@ -76,7 +81,7 @@ async fn an_invalid_artifact_is_a_model_error() {
     let key = "models/fraud-lr/broken.json";
     upload(&env, key, br#"{"format":"onnx"}"#.to_vec()).await;
     let uri = format!("s3://{}/{key}", env.config.data_bucket);
-    let store = ModelStore::s3(env.s3(), &uri, Duration::ZERO).unwrap();
+    let store = ModelStore::s3(compute_s3(&env), &uri, Duration::ZERO).unwrap();
     let err = store.current().await.err().expect("invalid");
     assert!(matches!(err, shared::Error::Model(_)), "{err:?}");
 }
@@ -86,7 +91,7 @@ async fn a_malformed_model_uri_fails_at_cold_start() {
     let env = TestEnv::new().await;
     let mut config = env.config.clone();
     config.model_uri = Some("https://example.com/model.json".into());
-    assert!(Deps::new(&config, &env.sdk).is_err());
+    assert!(Deps::new(&config, &env.function_sdk("ComputeFunction")).is_err());
 }
 
 #[tokio::test]
@@ -97,7 +102,7 @@ async fn the_handler_scores_with_the_configured_s3_model() {
     upload(&env, key, artifact("9", 0.0)).await;
     let mut config = env.resources.config("ComputeFunction").unwrap();
     config.model_uri = Some(format!("s3://{}/{key}", config.data_bucket));
-    let deps = Deps::new(&config, &env.sdk).unwrap();
+    let deps = Deps::new(&config, &env.function_sdk("ComputeFunction")).unwrap();
 
     let subject = SubjectId::parse(&format!("{}-model", env.resources.prefix)).unwrap();
     let data_key = format!("{}/a.ndjson", subject.dataset_dir());

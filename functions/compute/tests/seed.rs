@@ -64,7 +64,7 @@ async fn seeded_subjects_are_scored_and_risky_profiles_stand_out() {
     }
 
     // Act
-    let deps = Deps::new(&config, &env.sdk).unwrap();
+    let deps = Deps::new(&config, &env.function_sdk("ComputeFunction")).unwrap();
     let response = handle(LambdaEvent::new(event, Context::default()), &deps)
         .await
         .unwrap();

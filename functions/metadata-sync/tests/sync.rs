@@ -155,13 +155,13 @@ async fn bulk_batch_of_100_creates_is_written_in_at_most_4_batch_writes() {
         .collect();
     let counter = BatchWriteCounter::default();
     let counted = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+        aws_sdk_dynamodb::config::Builder::from(&env.function_sdk("MetadataSyncFunction"))
             .interceptor(counter.clone())
             .build(),
     );
     let deps = Deps {
         catalog: CatalogStore::new(counted, &env.config.catalog_table),
-        ..Deps::new(&env.config, &env.sdk)
+        ..Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"))
     };
 
     // Act
@@ -199,7 +199,7 @@ async fn create_records_the_objects_metadata() {
     // Arrange
     let env = TestEnv::new().await;
     let etag = put(&env, ORDERS, "{\"amount\":1200}\n").await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
 
     // Act
     let response = handle(lambda(event_file("create.json", &bucket(&env))), &deps)
@@ -233,7 +233,7 @@ async fn delete_leaves_a_tombstone_that_readers_skip() {
     // Arrange
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
     handle(lambda(event_file("create.json", &bucket(&env))), &deps)
         .await
         .unwrap();
@@ -287,7 +287,7 @@ async fn delete_delivered_before_its_create_in_one_batch_leaves_the_item_absent(
     // Arrange
     let env = TestEnv::new().await;
     put(&env, REFUNDS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
     let event = event_file("out-of-order.json", &bucket(&env));
 
     // Act
@@ -308,7 +308,7 @@ async fn delete_delivered_before_its_create_in_two_batches_leaves_the_item_absen
     // Arrange
     let env = TestEnv::new().await;
     put(&env, REFUNDS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
     let mut event = event_file("out-of-order.json", &bucket(&env));
     let create = event.records.pop().unwrap();
     let delete = event.records.pop().unwrap();
@@ -329,7 +329,7 @@ async fn duplicate_delivery_leaves_one_unchanged_item() {
     // Arrange
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
     let create = event_file("create.json", &bucket(&env)).records.remove(0);
     handle(lambda(batch(vec![create.clone()])), &deps)
         .await
@@ -361,7 +361,7 @@ async fn overwrite_wins_and_a_late_older_create_does_not_undo_it() {
     // Arrange
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
     handle(lambda(event_file("create.json", &bucket(&env))), &deps)
         .await
         .unwrap();
@@ -393,7 +393,7 @@ async fn special_keys_round_trip_exactly() {
     for key in SPECIAL_KEYS {
         put(&env, key, key).await;
     }
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
 
     // Act
     let response = handle(lambda(event_file("special-key.json", &bucket(&env))), &deps)
@@ -482,7 +482,7 @@ async fn new_data_marks_the_subjects_score_stale_once_per_batch() {
         "datasets/shop-7/a.ndjson",
         "0001",
     ));
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
 
     // Act
     let report = sync_batch(&messages, &deps, Utc::now()).await;
@@ -540,9 +540,12 @@ async fn a_poison_record_fails_only_its_own_message() {
     ];
 
     // Act
-    let response = handle(lambda(batch(messages)), &Deps::new(&env.config, &env.sdk))
-        .await
-        .unwrap();
+    let response = handle(
+        lambda(batch(messages)),
+        &Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction")),
+    )
+    .await
+    .unwrap();
 
     // Assert
     assert_eq!(failed_ids(&response), ["not-json", "bad-key", "no-records"]);
@@ -563,7 +566,7 @@ async fn a_head_object_failure_fails_only_its_own_message() {
         .unwrap()
         .port();
     let unreachable = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&env.sdk)
+        aws_sdk_s3::config::Builder::from(&env.function_sdk("MetadataSyncFunction"))
             .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
             .force_path_style(true)
             .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
@@ -571,7 +574,7 @@ async fn a_head_object_failure_fails_only_its_own_message() {
     );
     let deps = Deps {
         s3: unreachable,
-        ..Deps::new(&env.config, &env.sdk)
+        ..Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"))
     };
     let create = event_file("create.json", &bucket).records.remove(0);
     let delete = event_file("out-of-order.json", &bucket).records.remove(0);
@@ -594,8 +597,11 @@ async fn a_catalog_failure_fails_only_the_messages_with_catalog_changes() {
     let bucket = bucket(&env);
     put(&env, ORDERS, "{}\n").await;
     let deps = Deps {
-        catalog: CatalogStore::new(env.dynamodb(), "no-such-table"),
-        ..Deps::new(&env.config, &env.sdk)
+        catalog: CatalogStore::new(
+            shared::aws::dynamodb(&env.function_sdk("MetadataSyncFunction")),
+            "no-such-table",
+        ),
+        ..Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"))
     };
     let mut messages = event_file("test-event.json", &bucket).records;
     messages.extend(event_file("create.json", &bucket).records);
@@ -621,7 +627,7 @@ async fn s3_notifications_from_moto_are_synced_end_to_end() {
     let env = TestEnv::new().await;
     let key = "datasets/shop-42/2026 11/a+b %é.ndjson";
     let queue = env.resources.queues["MetadataQueue"].url.clone();
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
     // What the local runner does with a received message: Lambda's SQS record, the body
     // Lambda-shaped (or, `shape = false`, as moto wrote it).
     let lambda_message = |id: &Option<String>, body: &Option<String>, shape: bool| {

@@ -240,7 +240,7 @@ async fn decisions_on_the_payloads_agree_with_the_template_filter() {
 async fn payloads_publish_exactly_their_transitions_with_filterable_attributes() {
     // Arrange
     let env = TestEnv::new().await;
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("NotifierFunction"));
     let high = env
         .subscribe_queue(&topic(&env), Some(r#"{"band":["high"]}"#))
         .await;
@@ -399,7 +399,7 @@ async fn real_transitions_publish_exactly_the_finished_jobs_once() {
     // Arrange
     let env = TestEnv::new().await;
     let (stream_arn, patterns) = stream_source(&env);
-    let deps = Deps::new(&env.config, &env.sdk);
+    let deps = Deps::new(&env.config, &env.function_sdk("NotifierFunction"));
     let high = env
         .subscribe_queue(&topic(&env), Some(r#"{"band":["high"]}"#))
         .await;
@@ -628,7 +628,7 @@ async fn a_rejected_entry_is_reported_and_nothing_after_its_chunk_is_published()
     let rejected = sequence_number(&records[3]); // shop-4, the third publishable record
     let deps = Deps::with_publisher(
         RejectEntries {
-            inner: env.publisher(),
+            inner: Publisher::new(shared::aws::sns(&env.function_sdk("NotifierFunction"))),
             reject: HashSet::from([rejected.clone()]),
         },
         topic(&env),
@@ -659,7 +659,7 @@ async fn a_rejected_entry_in_the_second_chunk_is_reported_after_the_first_chunk_
     let rejected = sequence_number(&records[15]); // shop-14, the last record
     let deps = Deps::with_publisher(
         RejectEntries {
-            inner: env.publisher(),
+            inner: Publisher::new(shared::aws::sns(&env.function_sdk("NotifierFunction"))),
             reject: HashSet::from([rejected.clone()]),
         },
         topic(&env),
@@ -696,7 +696,7 @@ async fn a_publish_call_failing_as_a_whole_reports_the_first_record_of_its_chunk
     // Act: the first call succeeds, the second fails as a whole
     let deps = Deps::with_publisher(
         FailCallsAfter {
-            inner: env.publisher(),
+            inner: Publisher::new(shared::aws::sns(&env.function_sdk("NotifierFunction"))),
             ok_calls: 1,
             calls: AtomicUsize::new(0),
             missing_topic: missing_topic(&env),

@@ -5,6 +5,7 @@
 //! the local system and the tests never depend on a second, hand-kept list of resources.
 
 pub mod filter_criteria;
+pub mod iam;
 pub mod provision;
 pub mod runtime_api;
 pub mod s3_events;
@@ -87,6 +88,15 @@ impl TestEnv {
             resources,
             config,
         }
+    }
+
+    /// The emulator as `function` (a template logical id) sees it: signed with that function's
+    /// own principal, which has exactly the permissions the template gives the function. Handler
+    /// tests build the function's dependencies from this; arranging and asserting use `sdk`.
+    pub fn function_sdk(&self, function: &str) -> SdkConfig {
+        self.resources
+            .function_sdk(&self.sdk, function)
+            .unwrap_or_else(|| panic!("template.yaml has no function {function}"))
     }
 
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {

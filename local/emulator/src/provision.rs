@@ -19,6 +19,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value as Json;
 
+use crate::iam::{create_principal, function_policy, FunctionCredentials};
 use crate::template::{Resource, Symbols, Template};
 
 /// Template resource types the emulator does not create, and why that is fine locally.
@@ -40,7 +41,10 @@ pub const NOT_EMULATED: &[(&str, &str)] = &[
         "moto does not enforce resource policies",
     ),
     ("AWS::CloudWatch::Alarm", "no metrics locally"),
-    ("AWS::IAM::Role", "moto does not enforce IAM"),
+    (
+        "AWS::IAM::Role",
+        "the template has none of its own; each function's role is an IAM user (emulator::iam)",
+    ),
     ("AWS::Logs::LogGroup", "the local runner logs to stderr"),
 ];
 
@@ -137,6 +141,10 @@ pub struct FunctionInfo {
     /// Globals and the function's own variables, resolved.
     pub environment: BTreeMap<String, String>,
     pub events: Vec<EventSource>,
+    /// Its execution role's policy document (see [`crate::iam::function_policy`]).
+    pub policy: Json,
+    /// The principal the function's code runs as locally, with exactly `policy`.
+    pub credentials: Option<FunctionCredentials>,
 }
 
 /// What was created, by logical id.
@@ -165,6 +173,13 @@ impl Provisioned {
             .map(|f| f.environment.clone())
             .unwrap_or_default();
         shared::Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    /// `base` (the emulator's endpoint and region) signed as `function`'s own principal, so its
+    /// code gets exactly the permissions the template gives it.
+    pub fn function_sdk(&self, base: &SdkConfig, function: &str) -> Option<SdkConfig> {
+        let credentials = self.functions.get(function)?.credentials.as_ref()?;
+        Some(credentials.sdk_config(base))
     }
 
     pub fn queue_by_arn(&self, arn: &str) -> Option<&QueueInfo> {
@@ -440,8 +455,12 @@ pub async fn provision(
         out.subscriptions.insert(id.clone(), arn);
     }
 
+    let iam = aws_sdk_iam::Client::new(sdk);
     for resource in template.of_kind("AWS::Serverless::Function") {
-        let info = function_info(template, &symbols, resource)?;
+        let mut info = function_info(template, &symbols, resource)?;
+        let user = format!("{prefix}-{}", resource.logical_id);
+        info.credentials =
+            Some(create_principal(&iam, &resource.logical_id, &user, &info.policy).await?);
         out.functions.insert(resource.logical_id.clone(), info);
     }
     Ok(out)
@@ -617,6 +636,7 @@ fn function_info(
             }
         }
     }
+    let policy = function_policy(id, &props["Policies"], &events)?;
     Ok(FunctionInfo {
         logical_id: id.clone(),
         binary,
@@ -624,6 +644,8 @@ fn function_info(
         reserved_concurrency,
         environment,
         events,
+        policy,
+        credentials: None,
     })
 }
 

@@ -140,7 +140,12 @@ impl Runner {
             let function_stats = Arc::new(stats::FunctionStats::default());
             stats.0.insert(id.clone(), function_stats.clone());
             let timeout = Duration::from_secs(function.timeout_seconds);
-            let handler = functions::by_binary(&function.binary, &config, &sdk)?;
+            // The function's code runs as its own principal (the template's policy); the
+            // runner's pollers, like Lambda's, use the emulator's administrator.
+            let function_sdk = resources
+                .function_sdk(&sdk, id)
+                .expect("provisioning creates a principal for every function");
+            let handler = functions::by_binary(&function.binary, &config, &function_sdk)?;
             let event_error = |event: &str, message: &str| RunnerError::EventSource {
                 function: id.clone(),
                 event: event.to_owned(),

@@ -142,7 +142,8 @@ impl Harness {
     pub async fn new() -> Self {
         let env = TestEnv::new().await;
         let clock = Arc::new(ManualClock::starting_now());
-        let deps = Deps::new(&env.config, &env.sdk).with_clock(clock.clone());
+        let deps = Deps::new(&env.config, &env.function_sdk("RequestApiFunction"))
+            .with_clock(clock.clone());
         let compute_queue = env.resources.queue("ComputeQueue").url.clone();
         Self {
             env,
@@ -156,7 +157,8 @@ impl Harness {
     pub fn deps_with_broken_topic(&self) -> Deps {
         let mut config = self.env.config.clone();
         config.compute_topic_arn = format!("{}-missing", config.compute_topic_arn);
-        Deps::new(&config, &self.env.sdk).with_clock(self.clock.clone())
+        Deps::new(&config, &self.env.function_sdk("RequestApiFunction"))
+            .with_clock(self.clock.clone())
     }
 
     pub async fn call(&self, event: &Value) -> Reply {

@@ -103,7 +103,7 @@ async fn a_missing_table_is_500_without_internal_detail() {
     let h = Harness::new().await;
     let mut config = h.env.config.clone();
     config.scores_table = format!("{}-missing", config.scores_table);
-    let deps = Deps::new(&config, &h.env.sdk);
+    let deps = Deps::new(&config, &h.env.function_sdk("RequestApiFunction"));
 
     let reply = call(&deps, request(&get_event("shop-1", ""))).await;
 

@@ -1,0 +1,155 @@
+//! Each function's code runs locally as its own principal, with exactly the permissions
+//! template.yaml gives its execution role; the emulator enforces them as AWS would.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use emulator::{provision, Template, TestEnv};
+use shared::domain::{RequestReason, SubjectId};
+use shared::score_store::{ScoreStore, StartMode};
+
+const MISSING: StartMode = StartMode::Missing {
+    failed_retry_after: Duration::from_secs(60),
+};
+
+fn is_access_denied(err: &shared::Error) -> bool {
+    format!("{err:?}").contains("AccessDenied")
+}
+
+#[tokio::test]
+async fn a_function_may_call_what_its_policy_allows_and_nothing_else() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let table = &env.config.scores_table;
+    let subject = SubjectId::parse("shop-1").unwrap();
+    let as_request_api = ScoreStore::new(
+        shared::aws::dynamodb(&env.function_sdk("RequestApiFunction")),
+        table,
+    );
+    let as_notifier = ScoreStore::new(
+        shared::aws::dynamodb(&env.function_sdk("NotifierFunction")),
+        table,
+    );
+    let catalog_as_request_api = shared::catalog_store::CatalogStore::new(
+        shared::aws::dynamodb(&env.function_sdk("RequestApiFunction")),
+        &env.config.catalog_table,
+    );
+
+    // Act
+    let allowed = as_request_api
+        .start_job(
+            &subject,
+            RequestReason::Miss,
+            MISSING,
+            Utc::now(),
+            Duration::from_secs(60),
+        )
+        .await;
+    let not_in_policy = as_notifier.get(&subject, Utc::now()).await;
+    let other_table = catalog_as_request_api.list_dir("datasets/shop-1").await;
+    let other_topic =
+        shared::publisher::Publisher::new(shared::aws::sns(&env.function_sdk("NotifierFunction")))
+            .publish_batch(
+                &env.config.compute_topic_arn,
+                &[shared::publisher::OutgoingMessage {
+                    id: "1".into(),
+                    body: "{}".into(),
+                    attributes: vec![],
+                }],
+            )
+            .await;
+
+    // Assert
+    allowed.expect("request-api may create jobs");
+    assert!(is_access_denied(&not_in_policy.unwrap_err()));
+    assert!(is_access_denied(&other_table.unwrap_err()));
+    assert!(is_access_denied(&other_topic.unwrap_err()));
+}
+
+#[tokio::test]
+async fn removing_an_action_from_a_policy_denies_the_call_that_needed_it() {
+    // Arrange: template.yaml with dynamodb:PutItem taken out of request-api's policy.
+    let mut template = Template::load(&emulator::template_path()).unwrap();
+    let function = template
+        .resources
+        .iter_mut()
+        .find(|r| r.logical_id == "RequestApiFunction")
+        .unwrap();
+    let mut removed = 0;
+    for policy in function.properties["Policies"].as_sequence_mut().unwrap() {
+        for statement in policy["Statement"].as_sequence_mut().unwrap() {
+            if let Some(actions) = statement["Action"].as_sequence_mut() {
+                let before = actions.len();
+                actions.retain(|a| a.as_str() != Some("dynamodb:PutItem"));
+                removed += before - actions.len();
+            }
+        }
+    }
+    assert_eq!(
+        removed, 1,
+        "request-api's policy grants dynamodb:PutItem once"
+    );
+    let sdk = emulator::test_sdk_config();
+    let resources = provision(&sdk, &template, &emulator::unique_prefix(), &HashMap::new())
+        .await
+        .unwrap();
+    let store = ScoreStore::new(
+        shared::aws::dynamodb(&resources.function_sdk(&sdk, "RequestApiFunction").unwrap()),
+        &resources.tables["ScoresTable"].name,
+    );
+
+    // Act
+    let start = store
+        .start_job(
+            &SubjectId::parse("shop-1").unwrap(),
+            RequestReason::Miss,
+            MISSING,
+            Utc::now(),
+            Duration::from_secs(60),
+        )
+        .await;
+
+    // Assert
+    let err = start.expect_err("PutItem is no longer allowed");
+    assert!(is_access_denied(&err), "{err:?}");
+    assert!(!err.is_retryable(), "AccessDenied is permanent: {err:?}");
+}
+
+#[tokio::test]
+async fn each_principal_holds_its_template_statements_and_what_sam_adds_for_its_events() {
+    let env = TestEnv::new().await;
+
+    for (function, info) in &env.resources.functions {
+        let statements = info.policy["Statement"].as_array().unwrap();
+        let sids: Vec<&str> = statements
+            .iter()
+            .filter_map(|s| s["Sid"].as_str())
+            .collect();
+        assert!(sids.contains(&"SamBasicExecution"), "{function}: {sids:?}");
+        let has = |sid: &str| sids.contains(&sid);
+        match function.as_str() {
+            "ComputeFunction" | "MetadataSyncFunction" => assert!(has("SamSqsPoller")),
+            "NotifierFunction" => {
+                assert!(has("SamStreamReader") && has("SamOnFailureDestination"))
+            }
+            "RequestApiFunction" => assert!(!has("SamSqsPoller") && !has("SamStreamReader")),
+            other => panic!("unexpected function {other}"),
+        }
+        // Every resource ARN is resolved to the emulator's resources of this run.
+        for statement in statements {
+            let resources = match &statement["Resource"] {
+                serde_json::Value::Array(list) => list.clone(),
+                one => vec![one.clone()],
+            };
+            for resource in resources {
+                let arn = resource.as_str().unwrap_or_default();
+                assert!(
+                    arn == "*" || arn.contains(&env.resources.prefix),
+                    "{function}: unresolved or foreign resource {resource}"
+                );
+            }
+        }
+        assert!(info.credentials.is_some(), "{function} has a principal");
+    }
+}
