@@ -216,12 +216,70 @@ pub struct ScoreResult {
     pub feature_summary: FeatureSummary,
 }
 
+/// The largest magnitude stored in a DynamoDB number (whose range ends just under 1e126; an f64
+/// of 9.999...e125 rounds up to 1e126), and the smallest non-zero one (1e-130). A number
+/// outside that range fails the whole write.
+pub const DYNAMODB_MAX_NUMBER: f64 = 9.99e125;
+pub const DYNAMODB_MIN_NUMBER: f64 = 1e-130;
+
+/// `x` brought into DynamoDB's number range: larger magnitudes (and infinities) are clamped,
+/// smaller ones become 0, NaN becomes 0.
+pub fn dynamodb_number(x: f64) -> f64 {
+    if x.is_nan() || x.abs() < DYNAMODB_MIN_NUMBER {
+        0.0
+    } else {
+        x.clamp(-DYNAMODB_MAX_NUMBER, DYNAMODB_MAX_NUMBER)
+    }
+}
+
+impl ScoreResult {
+    /// The result with every number in DynamoDB's range (see [`dynamodb_number`]): a feature
+    /// computed from extreme data (an amount of 1e300) must not make the result unstorable.
+    pub fn storable(&self) -> Self {
+        let mut result = self.clone();
+        result.score = dynamodb_number(result.score);
+        for reason in &mut result.reasons {
+            reason.value = dynamodb_number(reason.value);
+            reason.contribution = dynamodb_number(reason.contribution);
+        }
+        for value in result.feature_summary.features.values_mut() {
+            *value = dynamodb_number(*value);
+        }
+        result
+    }
+}
+
 /// Why a job failed; `retryable` says whether a later request may try again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
     pub code: String,
     pub message: String,
     pub retryable: bool,
+}
+
+impl JobError {
+    /// Messages are cut to this many characters, so that a failed record and its `score.failed`
+    /// event stay far below DynamoDB's 400 KB item and SNS's 256 KiB message limits whatever
+    /// an error says.
+    pub const MAX_MESSAGE_CHARS: usize = 512;
+
+    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
+        let mut message = message.into();
+        if message.chars().nth(Self::MAX_MESSAGE_CHARS).is_some() {
+            // Longer than the limit: keep MAX - 1 characters and mark the cut.
+            let (cut, _) = message
+                .char_indices()
+                .nth(Self::MAX_MESSAGE_CHARS - 1)
+                .expect("longer than the limit");
+            message.truncate(cut);
+            message.push('…');
+        }
+        Self {
+            code: code.into(),
+            message,
+            retryable,
+        }
+    }
 }
 
 /// One ScoresTable item. Times are epoch milliseconds, except `expires_at`, which is the
@@ -321,6 +379,29 @@ mod tests {
                 .dataset_dir(),
             "datasets/shop-1"
         );
+    }
+
+    #[test]
+    fn job_error_messages_are_bounded_at_a_character_boundary() {
+        let short = JobError::new("X", "fine", false);
+        assert_eq!(short.message, "fine");
+        let long = JobError::new("X", "é".repeat(100_000), true);
+        assert_eq!(long.message.chars().count(), JobError::MAX_MESSAGE_CHARS);
+        assert!(long.message.ends_with('…'));
+        let exact = JobError::new("X", "a".repeat(JobError::MAX_MESSAGE_CHARS), true);
+        assert_eq!(exact.message.len(), JobError::MAX_MESSAGE_CHARS);
+        assert!(!exact.message.ends_with('…'));
+    }
+
+    #[test]
+    fn numbers_are_brought_into_dynamodbs_range() {
+        assert_eq!(dynamodb_number(0.25), 0.25);
+        assert_eq!(dynamodb_number(-3e100), -3e100);
+        assert_eq!(dynamodb_number(f64::MAX), DYNAMODB_MAX_NUMBER);
+        assert_eq!(dynamodb_number(f64::NEG_INFINITY), -DYNAMODB_MAX_NUMBER);
+        assert_eq!(dynamodb_number(f64::MIN_POSITIVE), 0.0);
+        assert_eq!(dynamodb_number(f64::NAN), 0.0);
+        assert!(DYNAMODB_MAX_NUMBER < 1e126);
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub enum Error {
     #[error("{service} left {count} entries unprocessed after retries")]
     Unprocessed { service: &'static str, count: usize },
 
+    /// A message or item over an AWS size limit: sending it cannot succeed.
+    #[error("{what} is {bytes} bytes, over the limit of {limit}")]
+    TooLarge {
+        what: String,
+        bytes: usize,
+        limit: usize,
+    },
+
     #[error("model: {0}")]
     Model(String),
 }

@@ -10,6 +10,8 @@ pub const EVENT_VERSION: u32 = 1;
 pub const COMPUTE_REQUESTED: &str = "compute.requested";
 pub const SCORE_COMPLETED: &str = "score.completed";
 pub const SCORE_FAILED: &str = "score.failed";
+/// A longer trace id (taken from a caller's header) is dropped rather than carried along.
+pub const TRACE_ID_MAX_LEN: usize = 256;
 
 /// Published on ComputeTopic when a job is created (or re-dispatched); compute consumes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +42,7 @@ impl ComputeRequested {
             job_id,
             reason,
             requested_at,
-            trace_id,
+            trace_id: trace_id.filter(|t| t.len() <= TRACE_ID_MAX_LEN),
         }
     }
 

@@ -24,6 +24,13 @@ pub const EMBEDDED_MODEL_JSON: &str = include_str!("../models/fraud-lr-1.json");
 /// The only artifact format [`LogisticModel`] reads.
 pub const LOGISTIC_FORMAT: &str = "logistic-regression/v1";
 
+/// Bounds on an artifact, so that every result it gives is a small DynamoDB item and a small
+/// event (a result stores the version, up to `max_reasons` reasons named by their feature, and
+/// the features): at most 64 terms, 16 reasons, 64 characters per name, version or feature.
+pub const MAX_TERMS: usize = 64;
+pub const MAX_REASONS: usize = 16;
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// A scoring model. Implementations are shared by concurrent jobs (`Send + Sync`) and must be
 /// deterministic: the same features give the same result.
 pub trait Model: Send + Sync {
@@ -124,6 +131,26 @@ impl LogisticModel {
         }
         if artifact.name.is_empty() || artifact.version.is_empty() {
             return invalid("name and version must not be empty".into());
+        }
+        let too_long = |s: &str| s.chars().count() > MAX_NAME_CHARS;
+        if too_long(&artifact.name) || too_long(&artifact.version) {
+            return invalid(format!(
+                "name and version may have at most {MAX_NAME_CHARS} characters each"
+            ));
+        }
+        if artifact.terms.len() > MAX_TERMS || artifact.max_reasons > MAX_REASONS {
+            return invalid(format!(
+                "at most {MAX_TERMS} terms and max_reasons <= {MAX_REASONS} \
+                 (got {} terms, max_reasons {})",
+                artifact.terms.len(),
+                artifact.max_reasons
+            ));
+        }
+        if let Some(t) = artifact.terms.iter().find(|t| too_long(&t.feature)) {
+            return invalid(format!(
+                "feature {:?} is longer than {MAX_NAME_CHARS} characters",
+                t.feature
+            ));
         }
         if !artifact.intercept.is_finite() {
             return invalid("intercept is not finite".into());
@@ -337,6 +364,20 @@ mod tests {
         assert!(broken(&|v| v["terms"][1]["feature"] = "chargeback_rate".into()).contains("twice"));
         assert!(broken(&|v| v["bands"]["medium"] = 0.9.into()).contains("bands"));
         assert!(broken(&|v| v["terms"] = serde_json::json!([])).contains("no terms"));
+        assert!(broken(&|v| v["version"] = "v".repeat(65).into()).contains("at most 64"));
+        assert!(broken(&|v| v["max_reasons"] = 17.into()).contains("max_reasons <= 16"));
+        assert!(broken(&|v| v["terms"][0]["feature"] = "f".repeat(65).into()).contains("longer"));
+        assert!(broken(&|v| {
+            let term = v["terms"][0].clone();
+            v["terms"] = (0..65)
+                .map(|i| {
+                    let mut t = term.clone();
+                    t["feature"] = format!("f{i}").into();
+                    t
+                })
+                .collect();
+        })
+        .contains("at most 64 terms"));
         assert!(LogisticModel::from_json(b"{}").is_err());
     }
 }

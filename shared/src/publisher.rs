@@ -8,6 +8,10 @@ use crate::Error;
 /// SNS PublishBatch takes at most 10 entries a call.
 pub const PUBLISH_BATCH_MAX: usize = 10;
 
+/// SNS's size limit for one message, and for all the messages of one PublishBatch together:
+/// 256 KiB, message attributes (names, data types and values) included.
+pub const MAX_PAYLOAD_BYTES: usize = 262_144;
+
 /// A message ready to publish: the body and its string attributes. `id` is unique within a
 /// batch and comes back in [`BatchFailure`].
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +36,16 @@ impl OutgoingMessage {
             body: serde_json::to_string(event)?,
             attributes: event.attributes(),
         })
+    }
+
+    /// The size SNS counts against [`MAX_PAYLOAD_BYTES`].
+    pub fn payload_bytes(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
     }
 
     fn sns_attributes(
@@ -79,6 +93,7 @@ impl Publisher {
         topic_arn: &str,
         message: &OutgoingMessage,
     ) -> Result<String, Error> {
+        check_sizes(std::slice::from_ref(message))?;
         let output = self
             .client
             .publish()
@@ -91,15 +106,18 @@ impl Publisher {
         Ok(output.message_id.unwrap_or_default())
     }
 
-    /// Publishes in chunks of 10 and returns the entries SNS rejected (in input order). A call
-    /// that fails as a whole is an `Err`; messages of earlier chunks were published by then.
+    /// Publishes in calls of at most 10 messages and 256 KiB, and returns the entries SNS
+    /// rejected (in input order). A call that fails as a whole is an `Err`; messages of earlier
+    /// calls were published by then. A message over 256 KiB fails the whole batch before
+    /// anything is published.
     pub async fn publish_batch(
         &self,
         topic_arn: &str,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<BatchFailure>, Error> {
+        check_sizes(messages)?;
         let mut failures = Vec::new();
-        for chunk in messages.chunks(PUBLISH_BATCH_MAX) {
+        for chunk in batches(messages) {
             let entries = chunk
                 .iter()
                 .map(|m| {
@@ -137,5 +155,83 @@ impl Publisher {
             failures.extend(failed);
         }
         Ok(failures)
+    }
+}
+
+/// Refuses a message SNS would refuse for its size, naming it.
+fn check_sizes(messages: &[OutgoingMessage]) -> Result<(), Error> {
+    match messages
+        .iter()
+        .find(|m| m.payload_bytes() > MAX_PAYLOAD_BYTES)
+    {
+        Some(m) => Err(Error::TooLarge {
+            what: format!("SNS message {}", m.id),
+            bytes: m.payload_bytes(),
+            limit: MAX_PAYLOAD_BYTES,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Consecutive runs of at most [`PUBLISH_BATCH_MAX`] messages and [`MAX_PAYLOAD_BYTES`] in all.
+fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, message) in messages.iter().enumerate() {
+        let size = message.payload_bytes();
+        if i > start && (i - start == PUBLISH_BATCH_MAX || bytes + size > MAX_PAYLOAD_BYTES) {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: usize, body_bytes: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            id: id.to_string(),
+            body: "x".repeat(body_bytes),
+            attributes: vec![("type", "score.completed".into())],
+        }
+    }
+
+    fn sizes(batches: &[&[OutgoingMessage]]) -> Vec<usize> {
+        batches.iter().map(|b| b.len()).collect()
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_messages() {
+        let messages: Vec<_> = (0..23).map(|i| message(i, 100)).collect();
+        assert_eq!(sizes(&batches(&messages)), [10, 10, 3]);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn batches_hold_at_most_256_kib_in_all() {
+        // 100 KiB each: two fit in one call, a third would pass 256 KiB.
+        let messages: Vec<_> = (0..5).map(|i| message(i, 100 * 1024)).collect();
+        let got = batches(&messages);
+        assert_eq!(sizes(&got), [2, 2, 1]);
+        for batch in got {
+            let total: usize = batch.iter().map(OutgoingMessage::payload_bytes).sum();
+            assert!(total <= MAX_PAYLOAD_BYTES, "{total}");
+        }
+    }
+
+    #[test]
+    fn a_message_over_256_kib_is_refused_by_name() {
+        let limit = MAX_PAYLOAD_BYTES - message(0, 0).payload_bytes();
+        assert!(check_sizes(&[message(1, limit)]).is_ok());
+        let err = check_sizes(&[message(1, 10), message(2, limit + 1)]).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { ref what, .. } if what == "SNS message 2"));
+        assert!(!err.is_retryable());
     }
 }

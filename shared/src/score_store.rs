@@ -320,7 +320,8 @@ impl ScoreStore {
     }
 
     /// `running -> done`, only for the holder of `claim_id`. `None`: the claim was lost (the
-    /// lease passed and another worker reclaimed the job, or a newer job replaced it).
+    /// lease passed and another worker reclaimed the job, or a newer job replaced it). Numbers
+    /// outside DynamoDB's range are stored clamped ([`ScoreResult::storable`]).
     pub async fn complete(
         &self,
         subject: &SubjectId,
@@ -335,7 +336,7 @@ impl ScoreStore {
             "SET #status = :final, #result = :value, completed_at = :now_ms, expires_at = :expires \
              REMOVE lease_until, #error",
             ScoreStatus::Done,
-            serde_dynamo::to_attribute_value(result)?,
+            serde_dynamo::to_attribute_value(result.storable())?,
             now,
             ttl,
         )

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
+use emulator::faults::PartialBatches;
 use emulator::TestEnv;
-use shared::catalog_store::{CatalogEntry, Sequencer};
+use shared::catalog_store::{CatalogEntry, CatalogStore, Sequencer};
 
 fn entry(dir: &str, name: &str, sequencer: &str, size: i64) -> CatalogEntry {
     CatalogEntry {
@@ -131,4 +132,66 @@ async fn a_duplicate_delivery_changes_nothing() {
 
     assert_eq!((again.written, again.skipped), (0, 1));
     assert_eq!(store.get(dir, "dup.ndjson").await.unwrap().unwrap(), change);
+}
+
+/// A store whose DynamoDB client meets DynamoDB's partial batches (moto never returns any).
+fn store_under_pressure(env: &TestEnv, faults: PartialBatches) -> (CatalogStore, PartialBatches) {
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(faults.clone())
+            .build(),
+    );
+    (CatalogStore::new(client, &env.config.catalog_table), faults)
+}
+
+#[tokio::test]
+async fn unprocessed_items_and_keys_are_retried_until_everything_is_applied() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let (store, faults) = store_under_pressure(&env, PartialBatches::unprocessed_dynamodb_items(4));
+    let changes: Vec<_> = (0..60)
+        .map(|i| entry("datasets/shop-9", &format!("f{i:03}.ndjson"), "0B", i))
+        .collect();
+
+    // Act
+    let report = store.apply(changes).await.unwrap();
+
+    // Assert
+    assert!(!faults.undone().is_empty(), "the fault was injected");
+    assert_eq!(report.written, 60);
+    assert!(
+        report.requests > 1 + 3,
+        "retries are counted: {}",
+        report.requests
+    );
+    let listed = env
+        .catalog_store()
+        .list_dir("datasets/shop-9")
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.len(),
+        60,
+        "every item written despite the partial batches"
+    );
+}
+
+#[tokio::test]
+async fn items_that_stay_unprocessed_end_in_a_retryable_error() {
+    // Arrange: DynamoDB never catches up.
+    let env = TestEnv::new().await;
+    let (store, _) = store_under_pressure(&env, PartialBatches::stuck_dynamodb_batches());
+    let changes: Vec<_> = (0..3)
+        .map(|i| entry("datasets/shop-8", &format!("f{i}.ndjson"), "0C", i))
+        .collect();
+
+    // Act
+    let err = store.apply(changes).await.unwrap_err();
+
+    // Assert
+    assert!(
+        matches!(err, shared::Error::Unprocessed { count: 3, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable(), "the caller retries the message later");
 }

@@ -371,11 +371,7 @@ impl Job {
         code: &str,
         message: String,
     ) -> Outcome {
-        let error = JobError {
-            code: code.to_owned(),
-            message,
-            retryable: error::codes::retryable(code),
-        };
+        let error = JobError::new(code, message, error::codes::retryable(code));
         let stored = deps
             .scores
             .fail(
