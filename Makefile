@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: dev test lint fmt clippy lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: dev test smoke lint fmt clippy lint-template bench lambda-build lambda-check moto-up moto-down clean-local
 
 ## make dev: the emulator, the local runner (HTTP API on 127.0.0.1:$(PORT)), demo data.
 dev:
@@ -16,6 +16,18 @@ test:
 	@scripts/venv.sh moto
 	$(CARGO) build --workspace --bins
 	@scripts/moto.sh run $(CARGO) test --workspace --all-targets --no-fail-fast
+
+## make smoke API_URL=https://<api-id>.execute-api.<region>.amazonaws.com: the smoke test of a
+## deployed stack, through its HTTP API, signed (SigV4) with your AWS credentials. SMOKE_ARGS passes
+## more options, e.g. SMOKE_ARGS='--unsigned' for ApiAuth=NONE, '--timeout-seconds 300'.
+smoke:
+	@if [ -z "$(API_URL)" ]; then \
+	  echo "make smoke: API_URL is missing. Pass the stack's ApiUrl output:" >&2; \
+	  echo "  make smoke API_URL=\$$(aws cloudformation describe-stacks --stack-name <stack> \\" >&2; \
+	  echo "    --query \"Stacks[0].Outputs[?OutputKey=='ApiUrl'].OutputValue\" --output text)" >&2; \
+	  exit 2; \
+	fi
+	$(CARGO) run -p deferred-smoke -- --api-url "$(API_URL)" $(SMOKE_ARGS)
 
 ## make lint: formatting, clippy, and the SAM template (sam validate --lint, sam validate, cfn-lint).
 lint: fmt clippy lint-template

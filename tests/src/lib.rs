@@ -37,7 +37,9 @@ impl System {
         .expect("the local runner starts");
         Self {
             runner,
-            http: reqwest::Client::new(),
+            // Not reqwest::Client::new(): with deferred-smoke in the build, reqwest's TLS is rustls
+            // without a default crypto provider (see the workspace Cargo.toml).
+            http: deferred_smoke::http_client(),
         }
     }
 
