@@ -1,5 +1,6 @@
 # Deferred: the two commands are `make dev` (the whole system locally) and `make test` (all tests).
-# Everything they need is installed by the scripts they call (project-local Python venvs in .venv/).
+# Everything they need is installed by the scripts they call (project-local Python venvs and Node
+# packages in .venv/).
 
 SHELL := /bin/bash
 CARGO ?= cargo
