@@ -19,7 +19,7 @@ fn spec(subject: &str, rows: usize, profile: Profile) -> SubjectSpec {
 }
 
 async fn seed(system: &System, specs: &[SubjectSpec]) {
-    let config = system.config();
+    let config = system.names();
     let catalog = shared::catalog_store::CatalogStore::new(
         shared::aws::dynamodb(&system.runner.sdk),
         &config.catalog_table,
@@ -56,7 +56,7 @@ async fn a_first_request_is_accepted_at_once_and_a_later_one_gets_the_score() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_finished_score_is_published_to_subscribers_with_filterable_attributes() {
     let system = System::start(&[FAST_CATALOG]).await;
-    let config = system.config();
+    let config = system.names();
     let all = emulator::subscribe_queue(
         &system.runner.sdk,
         &system.runner.resources.prefix,
@@ -112,7 +112,7 @@ async fn new_data_in_the_lake_makes_the_score_stale_and_the_next_request_recompu
     system
         .s3()
         .put_object()
-        .bucket(system.config().data_bucket)
+        .bucket(system.names().data_bucket)
         .key("datasets/shop-fresh/late-arrivals.ndjson")
         .body(extra.into_bytes().into())
         .send()

@@ -48,7 +48,7 @@ fn events(function: &str, env: &TestEnv) -> Vec<(String, serde_json::Value)> {
             // Point the payloads at this test's resources, as a deployed stack's would be.
             let text = std::fs::read_to_string(&path)
                 .unwrap()
-                .replace("${DATA_BUCKET}", &env.config.data_bucket);
+                .replace("${DATA_BUCKET}", &env.names.data_bucket);
             (
                 path.file_name().unwrap().to_string_lossy().into_owned(),
                 serde_json::from_str(&text).unwrap(),

@@ -14,7 +14,7 @@ use shared::domain::SubjectId;
 const WITHIN: Duration = Duration::from_secs(120);
 
 async fn seed(system: &System, subject: &str) {
-    let config = system.config();
+    let config = system.names();
     let catalog = shared::catalog_store::CatalogStore::new(
         shared::aws::dynamodb(&system.runner.sdk),
         &config.catalog_table,

@@ -62,9 +62,6 @@ pub enum Error {
         bytes: usize,
         limit: usize,
     },
-
-    #[error("model: {0}")]
-    Model(String),
 }
 
 impl Error {
@@ -139,5 +136,42 @@ fn classify<E: ProvideErrorMetadata>(
             }
         }
         _ => Retry::Permanent,
+    }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for logs (never for a response: it may
+/// name tables, ARNs and keys). A cause whose text the chain already holds is left out (the
+/// SDK's errors repeat their source's message).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Layer(&'static str, #[source] Option<Box<Layer>>);
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let inner = Layer("connection reset", None);
+        let middle = Layer("dispatch failure: connection reset", Some(Box::new(inner)));
+        let outer = Layer("DynamoDB PutItem failed", Some(Box::new(middle)));
+        assert_eq!(
+            chain(&outer),
+            "DynamoDB PutItem failed: dispatch failure: connection reset"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Deferred's common core, shared by every function and by the local tooling.
 //!
-//! Functions are thin: they build a [`config::Config`] once at cold start, the AWS clients once
-//! ([`aws`]), and hand these to their handler. Everything they share lives here.
+//! Functions are thin: each reads its own configuration once at cold start ([`config::Env`]),
+//! builds the AWS clients once ([`aws`]), and hands these to its handler. Everything they share
+//! lives here; scoring (the model and the features) lives with compute, its only user.
 
 pub mod aws;
 pub mod batch_get;
@@ -11,12 +12,9 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod expression;
-pub mod features;
-pub mod model;
 pub mod publisher;
 pub mod retry;
 pub mod score_store;
 pub mod telemetry;
 
-pub use config::Config;
 pub use error::{Error, Retry};

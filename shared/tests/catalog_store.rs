@@ -141,7 +141,7 @@ fn store_under_pressure(env: &TestEnv, faults: PartialBatches) -> (CatalogStore,
             .interceptor(faults.clone())
             .build(),
     );
-    (CatalogStore::new(client, &env.config.catalog_table), faults)
+    (CatalogStore::new(client, &env.names.catalog_table), faults)
 }
 
 #[tokio::test]

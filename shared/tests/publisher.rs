@@ -19,7 +19,7 @@ fn message(i: usize) -> OutgoingMessage {
 async fn entries_sns_fails_are_reported_in_order_and_the_rest_are_delivered() {
     // Arrange: SNS accepts the call but fails two entries (one per call of 10), as it may.
     let env = TestEnv::new().await;
-    let topic = &env.config.score_events_topic_arn;
+    let topic = &env.names.score_events_topic_arn;
     let queue = env.subscribe_queue(topic, None).await;
     let faults = PartialBatches::failed_publish_entries(["m11", "m3"]);
     let publisher = Publisher::new(aws_sdk_sns::Client::from_conf(
@@ -116,7 +116,7 @@ async fn the_largest_events_are_far_below_the_sns_and_sqs_limit_and_publish() {
     // Act
     let failures = env
         .publisher()
-        .publish_batch(&env.config.score_events_topic_arn, &messages)
+        .publish_batch(&env.names.score_events_topic_arn, &messages)
         .await;
 
     // Assert

@@ -547,7 +547,7 @@ async fn batch_get_reads_unprocessed_keys_again() {
                 .interceptor(faults.clone())
                 .build(),
         ),
-        &env.config.scores_table,
+        &env.names.scores_table,
     );
 
     // Act
@@ -559,80 +559,5 @@ async fn batch_get_reads_unprocessed_keys_again() {
         found.len(),
         30,
         "every record read despite the unprocessed keys"
-    );
-}
-
-/// The largest result and failure the system can store: the model's bounds (64 terms, 16
-/// reasons, 64-character names), numbers at the ends of f64's range, and a failure message of
-/// any length. DynamoDB refuses items over 400 KB and numbers beyond 1e126 or below 1e-130 (the
-/// strict emulator checks both); the store keeps a record far below the one and inside the other.
-#[tokio::test]
-async fn the_largest_result_and_failure_fit_a_dynamodb_item_with_room_to_spare() {
-    // Arrange
-    let env = TestEnv::new().await;
-    let store = env.score_store();
-    let name = |i: usize| format!("{i:0>64}");
-    let largest = ScoreResult {
-        score: 0.123_456_789_012_345_68,
-        band: Band::High,
-        reasons: (0..shared::model::MAX_REASONS)
-            .map(|i| shared::domain::Reason {
-                feature: name(i),
-                value: f64::MAX,
-                contribution: -f64::MIN_POSITIVE,
-            })
-            .collect(),
-        model_version: format!("{}/{}", name(1), name(2)),
-        feature_summary: FeatureSummary {
-            objects: u64::MAX,
-            bytes: u64::MAX,
-            rows: u64::MAX,
-            malformed_lines: u64::MAX,
-            features: (0..shared::model::MAX_TERMS)
-                .map(|i| (name(i), f64::MAX))
-                .collect(),
-        },
-    };
-    let long_failure = JobError::new("CORRUPT_OBJECT", "é".repeat(1_000_000), false);
-    let (done, failed) = (subject(&"d".repeat(128)), subject(&"f".repeat(128)));
-
-    // Act
-    let job = started(&store, &done, MISSING, at(0)).await;
-    let claim = ClaimId::new();
-    claimed(&store, &job, &claim, at(1)).await;
-    let stored = store.complete(&done, &claim, &largest, at(2), TTL).await;
-    let job = started(&store, &failed, MISSING, at(0)).await;
-    let stored_failure = store
-        .fail(&failed, job.job_id, None, &long_failure, at(1), TTL)
-        .await;
-
-    // Assert
-    let record = stored.unwrap().expect("stored");
-    let failure = stored_failure.unwrap().expect("stored");
-    for record in [&record, &failure] {
-        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-            serde_dynamo::to_item(record).unwrap();
-        // An upper bound on DynamoDB's item size: names plus values as JSON text.
-        let size: usize = item
-            .iter()
-            .map(|(k, v)| k.len() + format!("{v:?}").len())
-            .sum();
-        assert!(size < 40_000, "{} is {size} bytes", record.subject_id);
-    }
-    let stored_result = record.result.unwrap();
-    assert_eq!(stored_result.reasons.len(), shared::model::MAX_REASONS);
-    assert_eq!(
-        stored_result,
-        largest.storable(),
-        "stored with numbers clamped"
-    );
-    assert_eq!(
-        stored_result.reasons[0].value,
-        shared::domain::DYNAMODB_MAX_NUMBER
-    );
-    assert_eq!(stored_result.reasons[0].contribution, 0.0);
-    assert_eq!(
-        failure.error.unwrap().message.chars().count(),
-        JobError::MAX_MESSAGE_CHARS
     );
 }

@@ -43,8 +43,8 @@ impl System {
         }
     }
 
-    pub fn config(&self) -> shared::Config {
-        self.runner.config()
+    pub fn names(&self) -> emulator::ResourceNames {
+        self.runner.names()
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {

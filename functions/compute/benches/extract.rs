@@ -11,11 +11,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use compute::datagen::{files, Profile, SubjectSpec};
+use compute::features::FeatureAccumulator;
+use compute::model::{LogisticModel, Model};
 use compute::source::extract;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shared::domain::SubjectId;
-use shared::features::FeatureAccumulator;
-use shared::model::{LogisticModel, Model};
 
 const ROWS: usize = 50_000;
 

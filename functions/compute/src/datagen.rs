@@ -547,7 +547,7 @@ pub async fn seed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::features::{names, FeatureAccumulator};
+    use crate::features::{names, FeatureAccumulator};
 
     fn features_of(spec: &SubjectSpec, seed: u64) -> shared::domain::FeatureSummary {
         let mut acc = FeatureAccumulator::new();
@@ -641,9 +641,9 @@ mod tests {
 
     #[test]
     fn the_embedded_model_scores_normal_shops_low_and_risky_ones_higher() {
+        use crate::model::Model;
         use shared::domain::Band;
-        use shared::model::Model;
-        let model = shared::model::LogisticModel::embedded();
+        let model = crate::model::LogisticModel::embedded();
         for seed in 1..=3 {
             let score = |p| model.score(&features_of(&spec(400, p), seed)).unwrap();
             let normal = score(Profile::Normal);

@@ -26,6 +26,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The model rejects the features, or its artifact is invalid (an operator's fix helps).
+    #[error("model: {0}")]
+    Model(String),
+
     /// A blocking task (feature extraction, scoring) panicked or was cancelled.
     #[error("a blocking task did not finish")]
     Task(#[from] tokio::task::JoinError),
@@ -45,14 +49,14 @@ impl Error {
         match self {
             Error::Shared(e) => e.is_retryable(),
             Error::Read { .. } => true,
-            Error::Corrupt { .. } | Error::Task(_) | Error::Io { .. } => false,
+            Error::Corrupt { .. } | Error::Task(_) | Error::Io { .. } | Error::Model(_) => false,
         }
     }
 
     /// The `JobError.code` a job gets when this error ends it.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Shared(shared::Error::Model(_)) => codes::MODEL_ERROR,
+            Error::Model(_) => codes::MODEL_ERROR,
             Error::Corrupt { .. } => codes::CORRUPT_OBJECT,
             e if e.is_retryable() => codes::UNAVAILABLE,
             _ => codes::INTERNAL,
@@ -88,22 +92,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         lambda_runtime::Diagnostic {
             error_type: "compute::Error".to_owned(),
-            error_message: report(&error),
+            error_message: shared::error::chain(&error),
         }
     }
-}
-
-/// The error and its sources, `: `-separated, for logs and job error messages.
-pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -20,12 +20,16 @@
 //! for the final conditional write, so the function is never killed mid-write. Every status
 //! change is a conditional write in [`ScoreStore`], so duplicates and races are harmless.
 //!
-//! Other pieces: [`source`] (the [`FeatureSource`] port and the catalog + S3 adapter),
-//! [`datagen`] (seeded demo and test data), the model in [`shared::model`] and the features in
-//! [`shared::features`].
+//! Other pieces: [`config`] (the function's variables), [`source`] (the [`FeatureSource`] port
+//! and the catalog + S3 adapter), [`features`] (extraction), [`model`] (the [`model::Model`] port,
+//! the shipped logistic model and the [`model::ModelStore`]), [`datagen`] (seeded demo and test
+//! data).
 
+pub mod config;
 pub mod datagen;
 pub mod error;
+pub mod features;
+pub mod model;
 pub mod source;
 
 use std::sync::Arc;
@@ -36,14 +40,16 @@ use chrono::Utc;
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use shared::catalog_store::CatalogStore;
+use shared::config::Env;
 use shared::domain::{ClaimId, FeatureSummary, JobError, JobId, ScoreResult, SubjectId};
 use shared::events::ComputeRequested;
-use shared::model::ModelStore;
 use shared::score_store::{ClaimOutcome, ScoreStore};
-use shared::Config;
+
+use crate::model::ModelStore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use config::Config;
 pub use error::Error;
 pub use source::{FeatureSource, LakeSource};
 
@@ -66,6 +72,13 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// The function's configuration read from `env` and its clients built from `sdk`: how the
+    /// Lambda binary (process environment), the local runner and the tests (the template's
+    /// environment of ComputeFunction) all wire it.
+    pub fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
+        Self::new(&Config::from_env(env).map_err(shared::Error::from)?, sdk)
+    }
+
     /// The ScoresTable store, the catalog + S3 feature source and the model (`config.model_uri`
     /// or the embedded one). Fails only on a malformed `MODEL_URI`, so a misconfigured function
     /// fails at cold start.
@@ -78,10 +91,10 @@ impl Deps {
                 CatalogStore::new(dynamodb, &config.catalog_table),
                 s3.clone(),
             )),
-            models: ModelStore::from_config(config, s3)?,
+            models: ModelStore::from_uri(config.model_uri.as_deref(), s3, config.model_cache_ttl)?,
             result_ttl: config.result_ttl,
-            lease: config.compute_lease,
-            max_receive_count: config.compute_max_receive_count,
+            lease: config.lease,
+            max_receive_count: config.max_receive_count,
         })
     }
 
@@ -235,7 +248,7 @@ impl Job {
                 return Outcome::Skipped;
             }
             Err(err) => {
-                tracing::error!(error = %error::report(&err), retryable = err.is_retryable(), "claim failed");
+                tracing::error!(error = %shared::error::chain(&err), retryable = err.is_retryable(), "claim failed");
                 return Outcome::Retry;
             }
         }
@@ -255,17 +268,23 @@ impl Job {
                 self.fail(deps, error::codes::NO_DATA, message).await
             }
             Ok(Err(err)) if err.is_retryable() && !self.last_attempt => {
-                tracing::warn!(error = %error::report(&err), "transient failure: the message will be delivered again");
+                tracing::warn!(error = %shared::error::chain(&err), "transient failure: the message will be delivered again");
                 Outcome::Retry
             }
             Ok(Err(err)) if err.is_retryable() => {
-                tracing::warn!(error = %error::report(&err), "transient failure on the last attempt");
-                self.give_up(deps, Some(&self.claim_id), err.code(), error::report(&err))
-                    .await
+                tracing::warn!(error = %shared::error::chain(&err), "transient failure on the last attempt");
+                self.give_up(
+                    deps,
+                    Some(&self.claim_id),
+                    err.code(),
+                    shared::error::chain(&err),
+                )
+                .await
             }
             Ok(Err(err)) => {
-                tracing::warn!(error = %error::report(&err), "job failed");
-                self.fail(deps, err.code(), error::report(&err)).await
+                tracing::warn!(error = %shared::error::chain(&err), "job failed");
+                self.fail(deps, err.code(), shared::error::chain(&err))
+                    .await
             }
             Err(_elapsed) if !self.last_attempt => {
                 tracing::warn!("stopped at the deadline: the message will be delivered again");
@@ -326,17 +345,17 @@ impl Job {
                 Outcome::Skipped
             }
             Err(err) if self.last_attempt => {
-                tracing::error!(error = %error::report(&err), "storing the result failed on the last attempt");
+                tracing::error!(error = %shared::error::chain(&err), "storing the result failed on the last attempt");
                 self.give_up(
                     deps,
                     Some(&self.claim_id),
                     error::codes::UNAVAILABLE,
-                    error::report(&err),
+                    shared::error::chain(&err),
                 )
                 .await
             }
             Err(err) => {
-                tracing::warn!(error = %error::report(&err), "storing the result failed: the message will be delivered again");
+                tracing::warn!(error = %shared::error::chain(&err), "storing the result failed: the message will be delivered again");
                 Outcome::Retry
             }
         }
@@ -396,7 +415,7 @@ impl Job {
                 Outcome::Skipped
             }
             Err(err) => {
-                tracing::error!(error = %error::report(&err), code, "marking the job failed did not work: the message will be delivered again");
+                tracing::error!(error = %shared::error::chain(&err), code, "marking the job failed did not work: the message will be delivered again");
                 Outcome::Retry
             }
         }

@@ -1,10 +1,11 @@
-//! The compute Lambda: config and clients once per cold start, then [`compute::handle`].
+//! The compute Lambda: configuration and clients once per cold start, then [`compute::handle`].
+
 use lambda_runtime::service_fn;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let config = shared::Config::from_env()?;
-    let deps = compute::Deps::new(&config, &shared::aws::sdk_config().await)?;
+    let sdk = shared::aws::sdk_config().await;
+    let deps = compute::Deps::from_env(&shared::config::Env::process(), &sdk)?;
     lambda_runtime::run(service_fn(|event| compute::handle(event, &deps))).await
 }

@@ -9,12 +9,12 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 
+use crate::features::FeatureAccumulator;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use shared::catalog_store::{CatalogEntry, CatalogStore};
 use shared::domain::{FeatureSummary, SubjectId};
-use shared::features::FeatureAccumulator;
 use tokio::sync::mpsc;
 
 use crate::Error;

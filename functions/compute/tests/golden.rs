@@ -5,10 +5,10 @@
 
 use std::io::Write;
 
+use compute::features::FeatureAccumulator;
+use compute::model::{LogisticModel, Model};
 use compute::source::extract;
 use shared::domain::{Band, ScoreResult};
-use shared::features::FeatureAccumulator;
-use shared::model::{LogisticModel, Model};
 
 fn score(data: &[u8]) -> ScoreResult {
     let mut acc = FeatureAccumulator::new();

@@ -91,16 +91,15 @@ fn message_id(event: &SqsEvent, index: usize) -> String {
 
 struct Harness {
     env: TestEnv,
+    config: compute::Config,
 }
 
 impl Harness {
     async fn new() -> Self {
-        let mut env = TestEnv::new().await;
-        env.config = env
-            .resources
-            .config("ComputeFunction")
-            .expect("compute's environment is a complete config");
-        Self { env }
+        let env = TestEnv::new().await;
+        let config = compute::Config::from_env(&env.function_env("ComputeFunction"))
+            .expect("compute's template environment is complete");
+        Self { env, config }
     }
 
     /// The emulator as compute sees it: its own principal, with the template's policy.
@@ -109,12 +108,12 @@ impl Harness {
     }
 
     fn deps(&self) -> Deps {
-        Deps::new(&self.env.config, &self.compute_sdk()).expect("deps")
+        Deps::new(&self.config, &self.compute_sdk()).expect("deps")
     }
 
     fn compute_catalog(&self) -> CatalogStore {
         let dynamodb = shared::aws::dynamodb(&self.compute_sdk());
-        CatalogStore::new(dynamodb, &self.env.config.catalog_table)
+        CatalogStore::new(dynamodb, &self.env.names.catalog_table)
     }
 
     fn lake(&self) -> LakeSource {
@@ -141,7 +140,7 @@ impl Harness {
         self.env
             .s3()
             .put_object()
-            .bucket(&self.env.config.data_bucket)
+            .bucket(&self.env.names.data_bucket)
             .key(&key)
             .body(content.to_vec().into())
             .send()
@@ -158,7 +157,7 @@ impl Harness {
             .apply(vec![CatalogEntry {
                 dir,
                 name,
-                bucket: self.env.config.data_bucket.clone(),
+                bucket: self.env.names.data_bucket.clone(),
                 size: size as i64,
                 etag: None,
                 content_type: None,
@@ -181,10 +180,10 @@ impl Harness {
                 subject,
                 RequestReason::Miss,
                 StartMode::Missing {
-                    failed_retry_after: self.env.config.failed_retry_after,
+                    failed_retry_after: Duration::from_secs(60),
                 },
                 Utc::now(),
-                self.env.config.result_ttl,
+                self.config.result_ttl,
             )
             .await
             .expect("start job");
@@ -290,7 +289,7 @@ async fn a_single_message_is_scored_and_stored() {
     assert_eq!((summary.objects, summary.rows), (1, 12));
     assert_eq!(summary.bytes, TYPICAL.len() as u64);
     let completed = record.completed_at.unwrap().timestamp();
-    let ttl = h.env.config.result_ttl.as_secs() as i64;
+    let ttl = h.config.result_ttl.as_secs() as i64;
     assert!((record.expires_at - completed - ttl).abs() <= 1);
 }
 
@@ -408,13 +407,7 @@ async fn a_live_lease_is_respected_and_an_expired_one_is_reclaimed() {
     let claimed = h
         .env
         .score_store()
-        .claim(
-            &subject,
-            job,
-            &crashed,
-            long_ago,
-            h.env.config.compute_lease,
-        )
+        .claim(&subject, job, &crashed, long_ago, h.config.lease)
         .await
         .unwrap();
     assert!(matches!(claimed, ClaimOutcome::Claimed(_)));
@@ -439,13 +432,7 @@ async fn a_live_lease_is_respected_and_an_expired_one_is_reclaimed() {
     let worker = ClaimId::new();
     h.env
         .score_store()
-        .claim(
-            &live_subject,
-            live_job,
-            &worker,
-            Utc::now(),
-            h.env.config.compute_lease,
-        )
+        .claim(&live_subject, live_job, &worker, Utc::now(), h.config.lease)
         .await
         .unwrap();
     let mut event = fixture("single");
@@ -470,7 +457,7 @@ async fn the_last_attempt_marks_the_job_failed_and_sends_the_message_on_to_the_d
     let job = h.start(&subject).await;
     let mut event = fixture("single");
     retarget(&mut event, 0, &subject, job);
-    set_receive_count(&mut event, 0, h.env.config.compute_max_receive_count);
+    set_receive_count(&mut event, 0, h.config.max_receive_count);
     let deps = h.deps().with_feature_source(Arc::new(h.unreachable_lake()));
 
     // Act
@@ -640,7 +627,7 @@ async fn work_stops_before_the_deadline_and_is_retried() {
     let last_job = h.start(&last).await;
     let mut event = fixture("single");
     retarget(&mut event, 0, &last, last_job);
-    set_receive_count(&mut event, 0, h.env.config.compute_max_receive_count);
+    set_receive_count(&mut event, 0, h.config.max_receive_count);
     let response = handle(invocation(event.clone(), remaining), &deps)
         .await
         .unwrap();
@@ -656,7 +643,7 @@ async fn work_stops_before_the_deadline_and_is_retried() {
     let never_job = h.start(&never).await;
     let mut event = fixture("single");
     retarget(&mut event, 0, &never, never_job);
-    set_receive_count(&mut event, 0, h.env.config.compute_max_receive_count);
+    set_receive_count(&mut event, 0, h.config.max_receive_count);
     let response = handle(invocation(event.clone(), Duration::from_secs(1)), &deps)
         .await
         .unwrap();

@@ -4,15 +4,20 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use compute::model::{ModelStore, EMBEDDED_MODEL_JSON};
 use compute::{handle, Deps};
 use emulator::TestEnv;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::catalog_store::{split_key, CatalogEntry, Sequencer};
 use shared::domain::{RequestReason, ScoreStatus, SubjectId};
-use shared::model::{ModelStore, EMBEDDED_MODEL_JSON};
 use shared::score_store::{StartMode, StartOutcome};
 
 /// The embedded artifact with another version and intercept.
+/// compute's configuration from the template.
+fn compute_config(env: &TestEnv) -> compute::Config {
+    compute::Config::from_env(&env.function_env("ComputeFunction")).unwrap()
+}
+
 /// S3 as compute sees it: its own principal, with the template's policy.
 fn compute_s3(env: &TestEnv) -> aws_sdk_s3::Client {
     shared::aws::s3(&env.function_sdk("ComputeFunction"))
@@ -28,7 +33,7 @@ fn artifact(version: &str, intercept: f64) -> Vec<u8> {
 async fn upload(env: &TestEnv, key: &str, body: Vec<u8>) {
     env.s3()
         .put_object()
-        .bucket(&env.config.data_bucket)
+        .bucket(&env.names.data_bucket)
         .key(key)
         .body(body.into())
         .send()
@@ -45,7 +50,7 @@ async fn the_model_is_cached_for_its_ttl_and_swapped_after_it() {
     // Arrange
     let env = TestEnv::new().await;
     let key = "models/fraud-lr/live.json";
-    let uri = format!("s3://{}/{key}", env.config.data_bucket);
+    let uri = format!("s3://{}/{key}", env.names.data_bucket);
     upload(&env, key, artifact("2", -3.0)).await;
     let cached = ModelStore::s3(compute_s3(&env), &uri, Duration::from_secs(3600)).unwrap();
     let uncached = ModelStore::s3(compute_s3(&env), &uri, Duration::ZERO).unwrap();
@@ -62,7 +67,7 @@ async fn the_model_is_cached_for_its_ttl_and_swapped_after_it() {
     // Act: the object disappears (or is broken): reloads fail.
     env.s3()
         .delete_object()
-        .bucket(&env.config.data_bucket)
+        .bucket(&env.names.data_bucket)
         .key(key)
         .send()
         .await
@@ -72,7 +77,10 @@ async fn the_model_is_cached_for_its_ttl_and_swapped_after_it() {
     assert_eq!(version(&uncached).await, "fraud-lr/3");
     let fresh = ModelStore::s3(compute_s3(&env), &uri, Duration::ZERO).unwrap();
     let err = fresh.current().await.err().expect("no model to serve");
-    assert!(matches!(err, shared::Error::Aws { .. }), "{err:?}");
+    assert!(
+        matches!(err, compute::Error::Shared(shared::Error::Aws { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -80,16 +88,16 @@ async fn an_invalid_artifact_is_a_model_error() {
     let env = TestEnv::new().await;
     let key = "models/fraud-lr/broken.json";
     upload(&env, key, br#"{"format":"onnx"}"#.to_vec()).await;
-    let uri = format!("s3://{}/{key}", env.config.data_bucket);
+    let uri = format!("s3://{}/{key}", env.names.data_bucket);
     let store = ModelStore::s3(compute_s3(&env), &uri, Duration::ZERO).unwrap();
     let err = store.current().await.err().expect("invalid");
-    assert!(matches!(err, shared::Error::Model(_)), "{err:?}");
+    assert!(matches!(err, compute::Error::Model(_)), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_malformed_model_uri_fails_at_cold_start() {
     let env = TestEnv::new().await;
-    let mut config = env.config.clone();
+    let mut config = compute_config(&env);
     config.model_uri = Some("https://example.com/model.json".into());
     assert!(Deps::new(&config, &env.function_sdk("ComputeFunction")).is_err());
 }
@@ -100,8 +108,8 @@ async fn the_handler_scores_with_the_configured_s3_model() {
     let env = TestEnv::new().await;
     let key = "models/fraud-lr/9.json";
     upload(&env, key, artifact("9", 0.0)).await;
-    let mut config = env.resources.config("ComputeFunction").unwrap();
-    config.model_uri = Some(format!("s3://{}/{key}", config.data_bucket));
+    let mut config = compute_config(&env);
+    config.model_uri = Some(format!("s3://{}/{key}", env.names.data_bucket));
     let deps = Deps::new(&config, &env.function_sdk("ComputeFunction")).unwrap();
 
     let subject = SubjectId::parse(&format!("{}-model", env.resources.prefix)).unwrap();
@@ -113,7 +121,7 @@ async fn the_handler_scores_with_the_configured_s3_model() {
         .apply(vec![CatalogEntry {
             dir,
             name,
-            bucket: config.data_bucket.clone(),
+            bucket: env.names.data_bucket.clone(),
             size: data.len() as i64,
             etag: None,
             content_type: None,

@@ -14,7 +14,7 @@ async fn seeded_subjects_are_scored_and_risky_profiles_stand_out() {
     // Arrange: the first six subjects of a plan (one large normal shop, one of each risky
     // profile, one more), kept small for a debug build.
     let env = TestEnv::new().await;
-    let config = env.resources.config("ComputeFunction").unwrap();
+    let config = compute::Config::from_env(&env.function_env("ComputeFunction")).unwrap();
     let mut specs = datagen::plan(6, 7);
     for spec in &mut specs {
         spec.rows = spec.rows.min(3_000);
@@ -23,7 +23,7 @@ async fn seeded_subjects_are_scored_and_risky_profiles_stand_out() {
     let seeded = datagen::seed(
         &env.s3(),
         &env.catalog_store(),
-        &config.data_bucket,
+        &env.names.data_bucket,
         &specs,
         7,
     )

@@ -57,6 +57,7 @@
 //! Superseded records succeed with the message of the newest record of their key: if that one
 //! fails, it is redelivered and still supersedes them.
 
+pub mod config;
 pub mod error;
 pub mod notice;
 pub mod object;
@@ -69,11 +70,12 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use shared::catalog_store::{split_key, ApplyReport, CatalogEntry, CatalogStore, Sequencer};
+use shared::config::{ConfigError, Env};
 use shared::domain::SubjectId;
 use shared::score_store::ScoreStore;
-use shared::Config;
 use tracing::{info, warn};
 
+pub use config::Config;
 pub use error::Error;
 use notice::{Action, Body, Notice};
 
@@ -95,6 +97,13 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// The function's configuration read from `env` and its clients built from `sdk`: how the
+    /// Lambda binary (process environment), the local runner and the tests (the template's
+    /// environment of MetadataSyncFunction) all wire it.
+    pub fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(&Config::from_env(env)?, sdk))
+    }
+
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
         let dynamodb = shared::aws::dynamodb(sdk);
         Self {
@@ -102,7 +111,7 @@ impl Deps {
             catalog: CatalogStore::new(dynamodb.clone(), &config.catalog_table),
             scores: ScoreStore::new(dynamodb, &config.scores_table),
             data_bucket: config.data_bucket.clone(),
-            tombstone_ttl: config.catalog_tombstone_ttl,
+            tombstone_ttl: config.tombstone_ttl,
         }
     }
 }
@@ -153,18 +162,6 @@ impl BatchReport {
     }
 }
 
-/// The error and its sources, for a log line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn message_id(message: &SqsMessage) -> &str {
     message.message_id.as_deref().unwrap_or_default()
 }
@@ -204,7 +201,7 @@ pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>
                 warn!(
                     message_id = message_id(message),
                     retryable = err.is_retryable(),
-                    error = chain(&err),
+                    error = shared::error::chain(&err),
                     "message cannot be processed"
                 );
                 failed.insert(index);
@@ -265,7 +262,7 @@ pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>
                     message_id = message_id(&messages[candidate.message]),
                     key = candidate.notice.key,
                     retryable = err.is_retryable(),
-                    error = chain(&err),
+                    error = shared::error::chain(&err),
                     "record cannot be processed"
                 );
                 failed.insert(candidate.message);
@@ -295,7 +292,7 @@ pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>
                     items = written_keys.len(),
                     messages = affected.len(),
                     retryable = err.is_retryable(),
-                    error = chain(&err),
+                    error = shared::error::chain(&err),
                     "catalog write failed; failing the messages of its items"
                 );
                 failed.extend(affected);
@@ -337,7 +334,7 @@ pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>
                     warn!(
                         messages = affected.len(),
                         retryable = err.is_retryable(),
-                        error = chain(&err),
+                        error = shared::error::chain(&err),
                         "marking a score stale failed; failing the messages of its keys"
                     );
                     failed.extend(affected);

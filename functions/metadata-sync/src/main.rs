@@ -1,13 +1,11 @@
-//! metadata-sync: MetadataQueue (S3 event notifications) -> CatalogTable. See the crate doc.
+//! The metadata-sync Lambda: configuration and clients once per cold start, then [`metadata_sync::handle`].
 
 use lambda_runtime::service_fn;
-use metadata_sync::{handle, Deps};
-use shared::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let config = Config::from_env()?;
-    let deps = Deps::new(&config, &shared::aws::sdk_config().await);
-    lambda_runtime::run(service_fn(|event| handle(event, &deps))).await
+    let sdk = shared::aws::sdk_config().await;
+    let deps = metadata_sync::Deps::from_env(&shared::config::Env::process(), &sdk)?;
+    lambda_runtime::run(service_fn(|event| metadata_sync::handle(event, &deps))).await
 }

@@ -37,8 +37,17 @@ const SPECIAL_KEYS: [&str; 5] = [
     "datasets/shop-42/deep/er//than///you/think.ndjson",
 ];
 
+/// metadata-sync as Lambda wires it: the template's environment, its own principal.
+fn deps(env: &TestEnv) -> Deps {
+    Deps::from_env(
+        &env.function_env("MetadataSyncFunction"),
+        &env.function_sdk("MetadataSyncFunction"),
+    )
+    .expect("metadata-sync's template environment is complete")
+}
+
 fn bucket(env: &TestEnv) -> String {
-    env.config.data_bucket.clone()
+    env.names.data_bucket.clone()
 }
 
 /// A payload of `events/metadata-sync/`, for this test's bucket.
@@ -160,8 +169,8 @@ async fn bulk_batch_of_100_creates_is_written_in_at_most_4_batch_writes() {
             .build(),
     );
     let deps = Deps {
-        catalog: CatalogStore::new(counted, &env.config.catalog_table),
-        ..Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"))
+        catalog: CatalogStore::new(counted, &env.names.catalog_table),
+        ..deps(&env)
     };
 
     // Act
@@ -199,7 +208,7 @@ async fn create_records_the_objects_metadata() {
     // Arrange
     let env = TestEnv::new().await;
     let etag = put(&env, ORDERS, "{\"amount\":1200}\n").await;
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
 
     // Act
     let response = handle(lambda(event_file("create.json", &bucket(&env))), &deps)
@@ -233,7 +242,7 @@ async fn delete_leaves_a_tombstone_that_readers_skip() {
     // Arrange
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
     handle(lambda(event_file("create.json", &bucket(&env))), &deps)
         .await
         .unwrap();
@@ -256,7 +265,7 @@ async fn delete_leaves_a_tombstone_that_readers_skip() {
     let tombstone = catalog_get(&env, ORDERS).await.expect("a tombstone");
     assert!(tombstone.deleted);
     assert_eq!(tombstone.sequencer, Sequencer("00674A3B2C1D0E0F30".into()));
-    let ttl = env.config.catalog_tombstone_ttl.as_secs() as i64;
+    let ttl = deps.tombstone_ttl.as_secs() as i64;
     let expires = tombstone.expires_at.expect("tombstones expire");
     assert!((before + ttl..=Utc::now().timestamp() + ttl).contains(&expires));
     assert!(env
@@ -287,7 +296,7 @@ async fn delete_delivered_before_its_create_in_one_batch_leaves_the_item_absent(
     // Arrange
     let env = TestEnv::new().await;
     put(&env, REFUNDS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
     let event = event_file("out-of-order.json", &bucket(&env));
 
     // Act
@@ -308,7 +317,7 @@ async fn delete_delivered_before_its_create_in_two_batches_leaves_the_item_absen
     // Arrange
     let env = TestEnv::new().await;
     put(&env, REFUNDS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
     let mut event = event_file("out-of-order.json", &bucket(&env));
     let create = event.records.pop().unwrap();
     let delete = event.records.pop().unwrap();
@@ -329,7 +338,7 @@ async fn duplicate_delivery_leaves_one_unchanged_item() {
     // Arrange
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
     let create = event_file("create.json", &bucket(&env)).records.remove(0);
     handle(lambda(batch(vec![create.clone()])), &deps)
         .await
@@ -361,7 +370,7 @@ async fn overwrite_wins_and_a_late_older_create_does_not_undo_it() {
     // Arrange
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
     handle(lambda(event_file("create.json", &bucket(&env))), &deps)
         .await
         .unwrap();
@@ -393,7 +402,7 @@ async fn special_keys_round_trip_exactly() {
     for key in SPECIAL_KEYS {
         put(&env, key, key).await;
     }
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
 
     // Act
     let response = handle(lambda(event_file("special-key.json", &bucket(&env))), &deps)
@@ -429,7 +438,7 @@ async fn done_score(env: &TestEnv, subject: &SubjectId) {
             RequestReason::Miss,
             StartMode::Refresh,
             now,
-            env.config.result_ttl,
+            Duration::from_secs(3600),
         )
         .await
         .unwrap()
@@ -438,7 +447,7 @@ async fn done_score(env: &TestEnv, subject: &SubjectId) {
     };
     let claim = ClaimId::new();
     let ClaimOutcome::Claimed(_) = store
-        .claim(subject, job.job_id, &claim, now, env.config.compute_lease)
+        .claim(subject, job.job_id, &claim, now, Duration::from_secs(150))
         .await
         .unwrap()
     else {
@@ -452,7 +461,7 @@ async fn done_score(env: &TestEnv, subject: &SubjectId) {
         feature_summary: FeatureSummary::default(),
     };
     store
-        .complete(subject, &claim, &result, now, env.config.result_ttl)
+        .complete(subject, &claim, &result, now, Duration::from_secs(3600))
         .await
         .unwrap()
         .expect("completed");
@@ -482,7 +491,7 @@ async fn new_data_marks_the_subjects_score_stale_once_per_batch() {
         "datasets/shop-7/a.ndjson",
         "0001",
     ));
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
 
     // Act
     let report = sync_batch(&messages, &deps, Utc::now()).await;
@@ -540,12 +549,7 @@ async fn a_poison_record_fails_only_its_own_message() {
     ];
 
     // Act
-    let response = handle(
-        lambda(batch(messages)),
-        &Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction")),
-    )
-    .await
-    .unwrap();
+    let response = handle(lambda(batch(messages)), &deps(&env)).await.unwrap();
 
     // Assert
     assert_eq!(failed_ids(&response), ["not-json", "bad-key", "no-records"]);
@@ -574,7 +578,7 @@ async fn a_head_object_failure_fails_only_its_own_message() {
     );
     let deps = Deps {
         s3: unreachable,
-        ..Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"))
+        ..deps(&env)
     };
     let create = event_file("create.json", &bucket).records.remove(0);
     let delete = event_file("out-of-order.json", &bucket).records.remove(0);
@@ -601,7 +605,7 @@ async fn a_catalog_failure_fails_only_the_messages_with_catalog_changes() {
             shared::aws::dynamodb(&env.function_sdk("MetadataSyncFunction")),
             "no-such-table",
         ),
-        ..Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"))
+        ..deps(&env)
     };
     let mut messages = event_file("test-event.json", &bucket).records;
     messages.extend(event_file("create.json", &bucket).records);
@@ -627,7 +631,7 @@ async fn s3_notifications_from_moto_are_synced_end_to_end() {
     let env = TestEnv::new().await;
     let key = "datasets/shop-42/2026 11/a+b %é.ndjson";
     let queue = env.resources.queues["MetadataQueue"].url.clone();
-    let deps = Deps::new(&env.config, &env.function_sdk("MetadataSyncFunction"));
+    let deps = deps(&env);
     // What the local runner does with a received message: Lambda's SQS record, the body
     // Lambda-shaped (or, `shape = false`, as moto wrote it).
     let lambda_message = |id: &Option<String>, body: &Option<String>, shape: bool| {

@@ -23,16 +23,18 @@
 //! published again on the retry, so delivery is at least once (subscribers dedupe on
 //! `job_id` + `type`).
 
+pub mod config;
 pub mod publish;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_dynamo::AttributeValue;
+use shared::config::{ConfigError, Env};
 use shared::domain::{ScoreRecord, ScoreStatus};
 use shared::events::ScoreEvent;
 use shared::publisher::{OutgoingMessage, Publisher};
-use shared::Config;
 
+pub use config::Config;
 pub use publish::PublishBatch;
 
 /// Longest error message carried in a `score.failed` event (bytes, cut at a character
@@ -52,20 +54,9 @@ impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         lambda_runtime::Diagnostic {
             error_type: "notifier::Error".to_owned(),
-            error_message: error_chain(&error),
+            error_message: shared::error::chain(&error),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// What the handler needs, built once per container.
@@ -76,6 +67,13 @@ pub struct Deps<P = Publisher> {
 }
 
 impl Deps {
+    /// The function's configuration read from `env` and its client built from `sdk`: how the
+    /// Lambda binary (process environment), the local runner and the tests (the template's
+    /// environment of NotifierFunction) all wire it.
+    pub fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(&Config::from_env(env)?, sdk))
+    }
+
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
         Self::with_publisher(
             Publisher::new(shared::aws::sns(sdk)),
@@ -255,7 +253,7 @@ pub async fn handle<P: PublishBatch>(
                 Some(first)
             }
             Err(error) => {
-                tracing::warn!(error = %error_chain(&error), retryable = error.is_retryable(), "PublishBatch failed");
+                tracing::warn!(error = %shared::error::chain(&error), retryable = error.is_retryable(), "PublishBatch failed");
                 Some(0)
             }
         };

@@ -1,11 +1,11 @@
+//! The notifier Lambda: configuration and clients once per cold start, then [`notifier::handle`].
+
 use lambda_runtime::service_fn;
-use notifier::{handle, Deps};
-use shared::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let config = Config::from_env()?;
-    let deps = Deps::new(&config, &shared::aws::sdk_config().await);
-    lambda_runtime::run(service_fn(|event| handle(event, &deps))).await
+    let sdk = shared::aws::sdk_config().await;
+    let deps = notifier::Deps::from_env(&shared::config::Env::process(), &sdk)?;
+    lambda_runtime::run(service_fn(|event| notifier::handle(event, &deps))).await
 }

@@ -240,7 +240,11 @@ async fn decisions_on_the_payloads_agree_with_the_template_filter() {
 async fn payloads_publish_exactly_their_transitions_with_filterable_attributes() {
     // Arrange
     let env = TestEnv::new().await;
-    let deps = Deps::new(&env.config, &env.function_sdk("NotifierFunction"));
+    let deps = Deps::from_env(
+        &env.function_env("NotifierFunction"),
+        &env.function_sdk("NotifierFunction"),
+    )
+    .unwrap();
     let high = env
         .subscribe_queue(&topic(&env), Some(r#"{"band":["high"]}"#))
         .await;
@@ -399,14 +403,18 @@ async fn real_transitions_publish_exactly_the_finished_jobs_once() {
     // Arrange
     let env = TestEnv::new().await;
     let (stream_arn, patterns) = stream_source(&env);
-    let deps = Deps::new(&env.config, &env.function_sdk("NotifierFunction"));
+    let deps = Deps::from_env(
+        &env.function_env("NotifierFunction"),
+        &env.function_sdk("NotifierFunction"),
+    )
+    .unwrap();
     let high = env
         .subscribe_queue(&topic(&env), Some(r#"{"band":["high"]}"#))
         .await;
     let all = env.subscribe_queue(&topic(&env), None).await;
     let store = Store {
         store: env.score_store(),
-        ttl: env.config.result_ttl,
+        ttl: Duration::from_secs(3600),
     };
     let (risky, safe, broken, busy) = (
         subject("shop-risky"),
@@ -433,7 +441,7 @@ async fn real_transitions_publish_exactly_the_finished_jobs_once() {
         .unwrap();
     env.dynamodb()
         .put_item()
-        .table_name(&env.config.scores_table)
+        .table_name(&env.names.scores_table)
         .set_item(Some(serde_dynamo::to_item(&current).unwrap()))
         .send()
         .await
@@ -441,7 +449,7 @@ async fn real_transitions_publish_exactly_the_finished_jobs_once() {
     // the deletion TTL would make (moto never expires items; a DeleteItem makes the same REMOVE)
     env.dynamodb()
         .delete_item()
-        .table_name(&env.config.scores_table)
+        .table_name(&env.names.scores_table)
         .key(
             "subject_id",
             aws_sdk_dynamodb::types::AttributeValue::S(safe.to_string()),
@@ -502,7 +510,7 @@ async fn stream_reader_remembers_its_position_and_seeks_back() {
     let (stream_arn, _) = stream_source(&env);
     let store = Store {
         store: env.score_store(),
-        ttl: env.config.result_ttl,
+        ttl: Duration::from_secs(3600),
     };
     store.complete(&subject("shop-1"), Band::Medium, 0.5).await; // 3 records
     let mut reader = StreamReader::new(&env.sdk, &stream_arn, StartingPosition::TrimHorizon)
@@ -683,8 +691,9 @@ async fn a_publish_call_failing_as_a_whole_reports_the_first_record_of_its_chunk
     let records = mixed();
 
     // Act: the topic does not exist (moto answers NotFound for the whole call)
-    let mut config = env.config.clone();
-    config.score_events_topic_arn = missing_topic(&env);
+    let config = notifier::Config {
+        score_events_topic_arn: missing_topic(&env),
+    };
     let response = handle(invocation(records.clone()), &Deps::new(&config, &env.sdk))
         .await
         .unwrap();

@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod config;
 pub mod error;
 pub mod routes;
 pub mod scores;
@@ -39,13 +40,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use lambda_http::{Body, Request, Response};
+use shared::config::Env;
 use shared::publisher::Publisher;
 use shared::score_store::ScoreStore;
-use shared::Config;
 use tracing::Instrument;
 
 pub use api::RequestMeta;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
 pub use error::ApiError;
 pub use routes::RouteKey;
 
@@ -59,6 +61,16 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// The function's configuration read from `env` and its clients built from `sdk`: how the
+    /// Lambda binary (process environment), the local runner and the tests (the template's
+    /// environment of RequestApiFunction) all wire it.
+    pub fn from_env(
+        env: &Env,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self::new(&Config::from_env(env)?, sdk))
+    }
+
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
         Self {
             config: config.clone(),
@@ -168,7 +180,7 @@ fn log_request(
     let request_id = meta.request_id.as_deref();
     let subjects = served.subjects;
     if status >= 500 {
-        let error = error.map(error_chain);
+        let error = error.map(|e| shared::error::chain(e));
         tracing::error!(
             method,
             route,
@@ -194,16 +206,4 @@ fn log_request(
             "request served"
         );
     }
-}
-
-/// `error: cause: cause`, for the log (never for a response).
-fn error_chain(error: &ApiError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
+use crate::Config;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use shared::domain::{RequestReason, ScoreRecord, ScoreStatus, SubjectId};
 use shared::events::ComputeRequested;
 use shared::publisher::OutgoingMessage;
 use shared::score_store::{StartMode, StartOutcome};
-use shared::Config;
 
 use crate::error::ApiError;
 use crate::view::Answer;
@@ -337,7 +337,10 @@ mod tests {
     use shared::domain::{JobError, JobId};
 
     fn config() -> Config {
-        Config::with_resources("s", "c", "arn:t", "arn:e", "b")
+        Config::from_env(&shared::config::Env::from_lookup(|name| {
+            matches!(name, "SCORES_TABLE" | "COMPUTE_TOPIC_ARN").then(|| "x".to_owned())
+        }))
+        .expect("defaults are valid")
     }
 
     fn at(seconds: i64) -> DateTime<Utc> {

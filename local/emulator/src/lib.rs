@@ -16,7 +16,7 @@ pub mod template;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
-pub use provision::{provision, EventSource, FunctionInfo, Provisioned};
+pub use provision::{provision, EventSource, FunctionInfo, Provisioned, ResourceNames};
 pub use template::Template;
 
 /// Where the emulator listens, taken from `AWS_ENDPOINT_URL` (set by `scripts/moto.sh` and
@@ -64,8 +64,8 @@ pub fn template_path() -> std::path::PathBuf {
 pub struct TestEnv {
     pub sdk: SdkConfig,
     pub resources: Provisioned,
-    /// The configuration the functions get (the template's Globals environment).
-    pub config: shared::Config,
+    /// The resources' names, for arranging and asserting.
+    pub names: ResourceNames,
 }
 
 impl TestEnv {
@@ -81,14 +81,16 @@ impl TestEnv {
         let resources = provision(&sdk, &template, &unique_prefix(), overrides)
             .await
             .expect("template.yaml provisions in the emulator");
-        let config = resources
-            .config("RequestApiFunction")
-            .expect("the functions' environment is a complete config");
         Self {
             sdk,
+            names: resources.names(),
             resources,
-            config,
         }
+    }
+
+    /// `function`'s environment from the template, for its `Config::from_env`/`Deps::from_env`.
+    pub fn function_env(&self, function: &str) -> shared::config::Env {
+        self.resources.function_env(function)
     }
 
     /// The emulator as `function` (a template logical id) sees it: signed with that function's
@@ -117,11 +119,11 @@ impl TestEnv {
     }
 
     pub fn score_store(&self) -> shared::score_store::ScoreStore {
-        shared::score_store::ScoreStore::new(self.dynamodb(), &self.config.scores_table)
+        shared::score_store::ScoreStore::new(self.dynamodb(), &self.names.scores_table)
     }
 
     pub fn catalog_store(&self) -> shared::catalog_store::CatalogStore {
-        shared::catalog_store::CatalogStore::new(self.dynamodb(), &self.config.catalog_table)
+        shared::catalog_store::CatalogStore::new(self.dynamodb(), &self.names.catalog_table)
     }
 
     pub fn publisher(&self) -> shared::publisher::Publisher {

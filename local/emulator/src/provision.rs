@@ -147,6 +147,16 @@ pub struct FunctionInfo {
     pub credentials: Option<FunctionCredentials>,
 }
 
+/// The names of the template's resources in one provisioned copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceNames {
+    pub scores_table: String,
+    pub catalog_table: String,
+    pub compute_topic_arn: String,
+    pub score_events_topic_arn: String,
+    pub data_bucket: String,
+}
+
 /// What was created, by logical id.
 #[derive(Debug, Clone, Default)]
 pub struct Provisioned {
@@ -165,14 +175,26 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
-    /// The function's configuration, exactly as its Lambda environment would give it.
-    pub fn config(&self, function: &str) -> Result<shared::Config, shared::config::ConfigError> {
-        let env = self
-            .functions
-            .get(function)
-            .map(|f| f.environment.clone())
-            .unwrap_or_default();
-        shared::Config::from_lookup(|name| env.get(name).cloned())
+    /// The function's environment, exactly as Lambda would give it (empty for an unknown one),
+    /// for the function's own `Config::from_env` / `Deps::from_env`.
+    pub fn function_env(&self, function: &str) -> shared::config::Env {
+        shared::config::Env::from_map(
+            self.functions
+                .get(function)
+                .map(|f| f.environment.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The names of the resources the functions use, for arranging and asserting in tests.
+    pub fn names(&self) -> ResourceNames {
+        ResourceNames {
+            scores_table: self.tables["ScoresTable"].name.clone(),
+            catalog_table: self.tables["CatalogTable"].name.clone(),
+            compute_topic_arn: self.topics["ComputeTopic"].clone(),
+            score_events_topic_arn: self.topics["ScoreEventsTopic"].clone(),
+            data_bucket: self.buckets["DataBucket"].clone(),
+        }
     }
 
     /// `base` (the emulator's endpoint and region) signed as `function`'s own principal, so its

@@ -21,7 +21,7 @@ fn is_access_denied(err: &shared::Error) -> bool {
 async fn a_function_may_call_what_its_policy_allows_and_nothing_else() {
     // Arrange
     let env = TestEnv::new().await;
-    let table = &env.config.scores_table;
+    let table = &env.names.scores_table;
     let subject = SubjectId::parse("shop-1").unwrap();
     let as_request_api = ScoreStore::new(
         shared::aws::dynamodb(&env.function_sdk("RequestApiFunction")),
@@ -33,7 +33,7 @@ async fn a_function_may_call_what_its_policy_allows_and_nothing_else() {
     );
     let catalog_as_request_api = shared::catalog_store::CatalogStore::new(
         shared::aws::dynamodb(&env.function_sdk("RequestApiFunction")),
-        &env.config.catalog_table,
+        &env.names.catalog_table,
     );
 
     // Act
@@ -51,7 +51,7 @@ async fn a_function_may_call_what_its_policy_allows_and_nothing_else() {
     let other_topic =
         shared::publisher::Publisher::new(shared::aws::sns(&env.function_sdk("NotifierFunction")))
             .publish_batch(
-                &env.config.compute_topic_arn,
+                &env.names.compute_topic_arn,
                 &[shared::publisher::OutgoingMessage {
                     id: "1".into(),
                     body: "{}".into(),

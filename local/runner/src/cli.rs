@@ -74,7 +74,7 @@ impl Options {
 /// The curl lines a newcomer runs next, and where to look.
 pub fn print_next_steps(runner: &Runner, endpoint: &str) {
     let base = runner.base_url();
-    let config = runner.config();
+    let config = runner.names();
     println!(
         "
 Deferred is running locally.

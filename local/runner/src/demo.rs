@@ -26,7 +26,7 @@ pub fn subjects() -> Vec<SubjectSpec> {
 }
 
 pub async fn seed(runner: &Runner) -> Result<(), Box<dyn std::error::Error>> {
-    let config = runner.config();
+    let config = runner.names();
     let s3 = shared::aws::s3(&runner.sdk);
     let catalog = shared::catalog_store::CatalogStore::new(
         shared::aws::dynamodb(&runner.sdk),

@@ -1,90 +1,58 @@
-//! The four handlers, wired exactly as their Lambda binaries' `main.rs` wire them: config from
-//! the function's (template-derived) environment, clients built once, the same `handle`.
+//! The functions the runner plays, wired exactly as their Lambda binaries wire them: each crate's
+//! `Deps::from_env` (here with the function's template environment and its own IAM principal),
+//! then the same `handle`. Adding a function is one line in [`by_binary`].
 
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use futures::FutureExt;
+use shared::config::Env;
 
 use crate::http_api::HttpHandler;
 use crate::sqs_source::SqsHandler;
 use crate::stream_source::StreamHandler;
 use crate::RunnerError;
 
-pub fn request_api(config: &shared::Config, sdk: &SdkConfig) -> HttpHandler {
-    let deps = Arc::new(request_api::Deps::new(config, sdk));
-    Arc::new(move |request| {
-        let deps = deps.clone();
-        async move {
-            request_api::handle(request, &deps)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .boxed()
-    })
-}
+/// What a handler invocation failed with, sources kept (as the Lambda runtime gets it).
+pub type HandlerError = lambda_runtime::Error;
 
-pub fn compute(config: &shared::Config, sdk: &SdkConfig) -> Result<SqsHandler, RunnerError> {
-    let deps = Arc::new(
-        compute::Deps::new(config, sdk).map_err(|e| RunnerError::Init {
-            binary: "compute".into(),
-            source: Box::new(e),
-        })?,
-    );
-    Ok(Arc::new(move |event| {
-        let deps = deps.clone();
-        async move {
-            compute::handle(event, &deps)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .boxed()
-    }))
-}
-
-pub fn metadata_sync(config: &shared::Config, sdk: &SdkConfig) -> SqsHandler {
-    let deps = Arc::new(metadata_sync::Deps::new(config, sdk));
-    Arc::new(move |event| {
-        let deps = deps.clone();
-        async move {
-            metadata_sync::handle(event, &deps)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .boxed()
-    })
-}
-
-pub fn notifier(config: &shared::Config, sdk: &SdkConfig) -> StreamHandler {
-    let deps = Arc::new(notifier::Deps::new(config, sdk));
-    Arc::new(move |event| {
-        let deps = deps.clone();
-        async move {
-            notifier::handle(event, &deps)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .boxed()
-    })
-}
-
-/// The handler of a template function, by its cargo binary (`Metadata.BuildProperties.Binary`).
+/// The handler of a template function, by its event source kind.
 pub enum Handler {
     Http(HttpHandler),
     Sqs(SqsHandler),
     Stream(StreamHandler),
 }
 
-pub fn by_binary(
-    binary: &str,
-    config: &shared::Config,
-    sdk: &SdkConfig,
-) -> Result<Handler, RunnerError> {
+/// `$kind` handler of the crate `$function`: its `Deps` built once from `env` and `sdk`, each
+/// invocation calling its `handle`.
+macro_rules! function {
+    ($kind:ident, $function:ident, $env:expr, $sdk:expr) => {{
+        let deps = Arc::new($function::Deps::from_env($env, $sdk).map_err(|source| {
+            RunnerError::Init {
+                binary: stringify!($function).replace('_', "-"),
+                source: Box::new(source),
+            }
+        })?);
+        Handler::$kind(Arc::new(move |event| {
+            let deps = deps.clone();
+            async move {
+                $function::handle(event, &deps)
+                    .await
+                    .map_err(HandlerError::from)
+            }
+            .boxed()
+        }))
+    }};
+}
+
+/// The handler for a template function's cargo binary (`Metadata.BuildProperties.Binary`), with
+/// the function's environment and SDK config (its own principal).
+pub fn by_binary(binary: &str, env: &Env, sdk: &SdkConfig) -> Result<Handler, RunnerError> {
     Ok(match binary {
-        "request-api" => Handler::Http(request_api(config, sdk)),
-        "compute" => Handler::Sqs(compute(config, sdk)?),
-        "metadata-sync" => Handler::Sqs(metadata_sync(config, sdk)),
-        "notifier" => Handler::Stream(notifier(config, sdk)),
+        "request-api" => function!(Http, request_api, env, sdk),
+        "compute" => function!(Sqs, compute, env, sdk),
+        "notifier" => function!(Stream, notifier, env, sdk),
+        "metadata-sync" => function!(Sqs, metadata_sync, env, sdk),
         other => return Err(RunnerError::UnknownBinary(other.to_owned())),
     })
 }

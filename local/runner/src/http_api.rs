@@ -28,8 +28,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 pub type HttpHandler = Arc<
     dyn Fn(
             lambda_http::Request,
-        ) -> BoxFuture<'static, Result<lambda_http::Response<lambda_http::Body>, String>>
-        + Send
+        ) -> BoxFuture<
+            'static,
+            Result<lambda_http::Response<lambda_http::Body>, crate::functions::HandlerError>,
+        > + Send
         + Sync,
 >;
 
@@ -189,7 +191,8 @@ impl HttpApi {
                 stats
                     .errors
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tracing::error!(function = %self.function, error = %e, "handler failed");
+                let error = shared::error::chain(e.as_ref());
+                tracing::error!(function = %self.function, %error, "handler failed");
                 gateway_error(500, "Internal Server Error")
             }
             Err(_) => {

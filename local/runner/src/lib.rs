@@ -43,12 +43,6 @@ pub enum RunnerError {
     Template(#[from] emulator::template::TemplateError),
     #[error("provisioning the emulator failed")]
     Provision(#[from] emulator::provision::ProvisionError),
-    #[error("function {function} has an incomplete environment")]
-    Config {
-        function: String,
-        #[source]
-        source: shared::config::ConfigError,
-    },
     #[error("the {binary} handler could not be set up")]
     Init {
         binary: String,
@@ -133,10 +127,6 @@ impl Runner {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
 
         for (id, function) in &resources.functions {
-            let config = resources.config(id).map_err(|source| RunnerError::Config {
-                function: id.clone(),
-                source,
-            })?;
             let function_stats = Arc::new(stats::FunctionStats::default());
             stats.0.insert(id.clone(), function_stats.clone());
             let timeout = Duration::from_secs(function.timeout_seconds);
@@ -145,7 +135,8 @@ impl Runner {
             let function_sdk = resources
                 .function_sdk(&sdk, id)
                 .expect("provisioning creates a principal for every function");
-            let handler = functions::by_binary(&function.binary, &config, &function_sdk)?;
+            let handler =
+                functions::by_binary(&function.binary, &resources.function_env(id), &function_sdk)?;
             let event_error = |event: &str, message: &str| RunnerError::EventSource {
                 function: id.clone(),
                 event: event.to_owned(),
@@ -278,11 +269,9 @@ impl Runner {
         })
     }
 
-    /// The configuration the functions run with.
-    pub fn config(&self) -> shared::Config {
-        self.resources
-            .config("RequestApiFunction")
-            .expect("checked at start")
+    /// The names of the resources the functions use.
+    pub fn names(&self) -> emulator::ResourceNames {
+        self.resources.names()
     }
 
     pub fn base_url(&self) -> String {

@@ -25,7 +25,7 @@ use crate::stats::FunctionStats;
 pub type SqsHandler = Arc<
     dyn Fn(
             lambda_runtime::LambdaEvent<SqsEvent>,
-        ) -> BoxFuture<'static, Result<SqsBatchResponse, String>>
+        ) -> BoxFuture<'static, Result<SqsBatchResponse, crate::functions::HandlerError>>
         + Send
         + Sync,
 >;
@@ -208,7 +208,7 @@ impl SqsSource {
         };
         let (result, error) = match &outcome {
             Ok(Ok(_)) => ("ok", None),
-            Ok(Err(e)) => ("error", Some(e.clone())),
+            Ok(Err(e)) => ("error", Some(shared::error::chain(e.as_ref()))),
             Err(_) => (
                 "timeout",
                 Some(format!("timed out after {:?}", self.timeout)),

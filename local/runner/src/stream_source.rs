@@ -23,7 +23,8 @@ use crate::stats::FunctionStats;
 pub type StreamHandler = Arc<
     dyn Fn(
             lambda_runtime::LambdaEvent<Event>,
-        ) -> BoxFuture<'static, Result<DynamoDbEventResponse, String>>
+        )
+            -> BoxFuture<'static, Result<DynamoDbEventResponse, crate::functions::HandlerError>>
         + Send
         + Sync,
 >;
@@ -237,7 +238,7 @@ impl StreamSource {
                 }
                 None => Outcome::Done,
             },
-            Ok(Err(e)) => Outcome::Error(e),
+            Ok(Err(e)) => Outcome::Error(shared::error::chain(e.as_ref())),
             Err(_) => Outcome::Error(format!("timed out after {:?}", self.timeout)),
         };
         let (label, detail) = match &outcome {

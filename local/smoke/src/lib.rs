@@ -200,21 +200,9 @@ pub fn fresh_subject_id(prefix: &str) -> String {
     )
 }
 
-/// An error with its sources, `outer: inner: innermost` (reqwest's and the SDK's top-level
-/// messages alone rarely say what went wrong).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+/// An error with its sources (reqwest's and the SDK's top-level messages alone rarely say what
+/// went wrong).
+pub(crate) use shared::error::chain as error_chain;
 
 #[cfg(test)]
 mod tests {

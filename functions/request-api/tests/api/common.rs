@@ -138,12 +138,19 @@ pub struct Harness {
     pub compute_queue: String,
 }
 
+/// The lease a compute worker's claim holds in these tests (compute's default).
+pub const COMPUTE_LEASE: Duration = Duration::from_secs(150);
+
 impl Harness {
     pub async fn new() -> Self {
         let env = TestEnv::new().await;
         let clock = Arc::new(ManualClock::starting_now());
-        let deps = Deps::new(&env.config, &env.function_sdk("RequestApiFunction"))
-            .with_clock(clock.clone());
+        let deps = Deps::from_env(
+            &env.function_env("RequestApiFunction"),
+            &env.function_sdk("RequestApiFunction"),
+        )
+        .expect("request-api's template environment is complete")
+        .with_clock(clock.clone());
         let compute_queue = env.resources.queue("ComputeQueue").url.clone();
         Self {
             env,
@@ -155,7 +162,7 @@ impl Harness {
 
     /// The same handler with a compute topic that does not exist: every publish fails.
     pub fn deps_with_broken_topic(&self) -> Deps {
-        let mut config = self.env.config.clone();
+        let mut config = self.deps.config.clone();
         config.compute_topic_arn = format!("{}-missing", config.compute_topic_arn);
         Deps::new(&config, &self.env.function_sdk("RequestApiFunction"))
             .with_clock(self.clock.clone())
@@ -237,7 +244,7 @@ pub async fn claim(deps: &Deps, clock: &ManualClock, subject: &SubjectId, job_id
     let job: JobId = job_id.parse().unwrap();
     let outcome = deps
         .store
-        .claim(subject, job, &claim, clock.now(), deps.config.compute_lease)
+        .claim(subject, job, &claim, clock.now(), COMPUTE_LEASE)
         .await
         .unwrap();
     assert!(

@@ -101,7 +101,7 @@ async fn every_event_file_gets_a_documented_answer() {
 #[tokio::test]
 async fn a_missing_table_is_500_without_internal_detail() {
     let h = Harness::new().await;
-    let mut config = h.env.config.clone();
+    let mut config = h.deps.config.clone();
     config.scores_table = format!("{}-missing", config.scores_table);
     let deps = Deps::new(&config, &h.env.function_sdk("RequestApiFunction"));
 
@@ -134,7 +134,7 @@ async fn an_unreachable_dependency_is_503_with_retry_after() {
                 .build(),
         )
         .build();
-    let deps = Deps::new(&h.env.config, &unreachable);
+    let deps = Deps::new(&h.deps.config, &unreachable);
 
     let reply = call(&deps, request(&get_event("shop-1", ""))).await;
 

@@ -143,8 +143,7 @@ async fn a_running_job_whose_worker_died_is_published_again_after_its_lease() {
     h.claim(&SubjectId::parse("shop-died").unwrap(), &first.job_id())
         .await;
 
-    h.clock
-        .advance(h.deps.config.compute_lease - Duration::from_secs(1));
+    h.clock.advance(COMPUTE_LEASE - Duration::from_secs(1));
     let within_lease = h.get("shop-died").await;
     assert!(h.published(0).await.is_empty());
     h.clock.advance(Duration::from_secs(2));

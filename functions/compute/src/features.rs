@@ -45,7 +45,7 @@ use std::io::{self, BufRead};
 use chrono::{DateTime, Timelike};
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::FeatureSummary;
+use shared::domain::FeatureSummary;
 
 /// Feature names, as they appear in [`FeatureSummary::features`] and in model artifacts.
 pub mod names {

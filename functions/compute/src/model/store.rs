@@ -105,11 +105,15 @@ impl ModelStore {
         })
     }
 
-    /// `config.model_uri` when set, else the embedded model. Fails on a malformed URI, so a
-    /// misconfigured function fails at cold start.
-    pub fn from_config(config: &crate::Config, client: aws_sdk_s3::Client) -> Result<Self, Error> {
-        match &config.model_uri {
-            Some(uri) => Self::s3(client, uri, config.model_cache_ttl),
+    /// The artifact at `uri` when there is one, else the embedded model. Fails on a malformed
+    /// URI, so a misconfigured function fails at cold start.
+    pub fn from_uri(
+        uri: Option<&str>,
+        client: aws_sdk_s3::Client,
+        ttl: Duration,
+    ) -> Result<Self, Error> {
+        match uri {
+            Some(uri) => Self::s3(client, uri, ttl),
             None => Ok(Self::embedded()),
         }
     }
@@ -188,13 +192,17 @@ impl S3Models {
             .key(&self.location.key)
             .send()
             .await
-            .map_err(|e| Error::aws("S3", "GetObject", e))?;
-        let body = output.body.collect().await.map_err(|e| Error::Aws {
-            service: "S3",
-            operation: "GetObject",
-            retry: crate::Retry::Transient,
-            source: Box::new(e),
-        })?;
+            .map_err(|e| shared::Error::aws("S3", "GetObject", e))?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| shared::Error::Aws {
+                service: "S3",
+                operation: "GetObject",
+                retry: shared::Retry::Transient,
+                source: Box::new(e),
+            })?;
         let bytes = body.into_bytes();
         let model = tokio::task::spawn_blocking(move || LogisticModel::from_json(&bytes))
             .await

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Band, FeatureSummary, Reason, ScoreResult};
 use crate::Error;
+use shared::domain::{Band, FeatureSummary, Reason, ScoreResult};
 
 pub use store::{ModelStore, S3Location};
 
