@@ -166,7 +166,7 @@ pub enum RequestReason {
     Refresh,
     /// The subject's data changed since the result was computed.
     Stale,
-    /// A pending job nobody claimed was published again.
+    /// A pending job nobody claimed, or a running job whose lease passed, was published again.
     Redispatch,
 }
 

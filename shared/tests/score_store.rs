@@ -1,4 +1,4 @@
-//! ScoreStore against the emulator: every transition of DESIGN.md, and the races.
+//! ScoreStore against the emulator: every transition of docs/ARCHITECTURE.md, and the races.
 
 use std::time::Duration;
 

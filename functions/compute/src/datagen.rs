@@ -6,8 +6,8 @@
 //!   around 300 (20..20k); profiles mostly [`Profile::Normal`], with `shop-0002`..`shop-0005`
 //!   one of each risky profile and about one in ten of the rest risky; about half gzipped, some
 //!   with a few malformed lines.
-//! - [`lines`] / [`files`] generate a subject's NDJSON (the format of DESIGN.md, "Data lake
-//!   layout"), deterministically from `(seed, subject id)`: the same seed always gives the same
+//! - [`lines`] / [`files`] generate a subject's NDJSON (the format of docs/MODEL.md, "Input: the
+//!   data lake"), deterministically from `(seed, subject id)`: the same seed always gives the same
 //!   bytes (with the same `rand` version).
 //! - [`write_dir`] writes them under `DIR/datasets/{subject}/part-NNNN.ndjson[.gz]` (the bucket
 //!   layout, so `aws s3 sync DIR s3://bucket/` uploads them as they are).

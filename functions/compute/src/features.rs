@@ -6,7 +6,7 @@
 //! [`FeatureSummary`] the model scores. No I/O of its own, so it is unit-testable and
 //! benchmarkable without AWS; the compute function feeds it from S3 on a blocking thread.
 //!
-//! ## Input: one transaction per line (DESIGN.md, "Data lake layout")
+//! ## Input: one transaction per line (docs/MODEL.md, "Input: the data lake")
 //! `{"ts":"2026-11-01T12:00:00+09:00","amount":1200,"currency":"JPY","status":"paid","buyer":"b-91","card_country":"JP","ip_country":"JP"}`
 //!
 //! A line is a transaction when it is a JSON object with `ts` (RFC 3339, any UTC offset),

@@ -1,5 +1,5 @@
 //! template.yaml is the one list of resources: everything in it is provisioned locally (or
-//! listed as not emulated), and its defaults obey DESIGN.md's concurrency and failure policy.
+//! listed as not emulated), and its defaults obey the failure policy of docs/ARCHITECTURE.md.
 
 use std::collections::HashMap;
 
