@@ -26,19 +26,9 @@
 //! # Order
 //! S3's `sequencer` orders the events of one key ([`Sequencer`]'s order); an older event never
 //! overwrites a newer one, whatever the delivery order (a deletion is a tombstone, which keeps its
-//! sequencer). Records without a `sequencer` (moto's; S3 in AWS always sends one) get one from
-//! [`notice::fallback_sequencer`]: `-` + event time in microseconds (fixed width) + `0`
-//! (removal) or `1` (creation). Why that is safe:
-//! - it sorts below every real sequencer (`-` < `0`), so a record without a sequencer can never
-//!   override one that S3 ordered;
-//! - among records without sequencers, a later `eventTime` wins, which is the only order known;
-//! - at the same instant a creation wins over a removal, and the creation's HeadObject then tells
-//!   the truth as it is now (a 404 makes it a tombstone);
-//! - it is deterministic, so a duplicate delivery is recognised as the same event.
-//!
-//! Its limit: two writes of one key within the same millisecond (moto's `eventTime`
-//! resolution) look like one event, and the first one processed stands until the key's next
-//! event. With real sequencers this cannot happen.
+//! sequencer). S3 sends a sequencer with every object event; a record without one is malformed
+//! (it fails its message). The local emulator fills them in for moto's records
+//! (`emulator::s3_events`).
 //!
 //! # Failures (partial batch response)
 //! Every failure is mapped back to the messages it concerns; only those are reported in

@@ -2,7 +2,6 @@
 //! [`Notice`] (bucket, decoded key, created or removed, and its place in the key's event order).
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use shared::catalog_store::Sequencer;
 
@@ -59,7 +58,7 @@ pub struct Notice {
     /// The object key, decoded.
     pub key: String,
     pub action: Action,
-    /// S3's `sequencer`, or the fallback of [`fallback_sequencer`] when the record has none.
+    /// S3's `sequencer`: the order of this key's events.
     pub sequencer: Sequencer,
     pub event_name: String,
 }
@@ -96,9 +95,10 @@ pub fn notice(record: &S3EventRecord) -> Result<Option<Notice>, Error> {
     if key.is_empty() {
         return Err(Error::MissingField("s3.object.key"));
     }
+    // S3 puts a sequencer on every object event; without one no order can be kept.
     let sequencer = match record.s3.object.sequencer.as_deref() {
         Some(s) if !s.is_empty() => Sequencer(s.to_owned()),
-        _ => fallback_sequencer(record.event_time, action),
+        _ => return Err(Error::MissingField("s3.object.sequencer")),
     };
     Ok(Some(Notice {
         bucket,
@@ -122,25 +122,6 @@ pub fn decode_key(encoded: &str) -> Result<String, Error> {
             encoded: encoded.to_owned(),
             source,
         })
-}
-
-/// The order of a record without a `sequencer` (moto's records; see the crate doc for why this
-/// rule is safe): `-`, the event time in microseconds since the epoch as 20 digits, then `0` for
-/// a removal or `1` for a creation.
-///
-/// - `-` sorts below every hex digit, so under [`Sequencer`]'s order any real S3 sequencer is
-///   newer than any fallback one: an event without a sequencer never overrides one ordered by S3.
-/// - Fixed width: among fallback sequencers, a later `eventTime` is newer.
-/// - Same instant: a creation is newer than a removal, so the HeadObject of the creation decides
-///   (it sees whether the object exists now: a 404 turns it into a tombstone).
-/// - Deterministic: a re-delivered record gets the same sequencer and is recognised as a duplicate.
-pub fn fallback_sequencer(event_time: DateTime<Utc>, action: Action) -> Sequencer {
-    let micros = event_time.timestamp_micros().max(0);
-    let rank = match action {
-        Action::Removed => 0,
-        Action::Created => 1,
-    };
-    Sequencer(format!("-{micros:020}{rank}"))
 }
 
 #[cfg(test)]
@@ -195,34 +176,6 @@ mod tests {
         assert!(matches!(decode_key("a%FFb"), Err(Error::Key { .. })));
     }
 
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn fallback_sequencers_order_by_time_then_creation_and_below_real_ones() {
-        let t1 = at("2026-11-21T23:43:36.328Z");
-        let t2 = at("2026-11-21T23:43:36.329Z");
-        let later_year = at("2100-01-01T00:00:00Z");
-
-        assert!(fallback_sequencer(t1, Action::Created) < fallback_sequencer(t2, Action::Removed));
-        assert!(fallback_sequencer(t2, Action::Removed) < fallback_sequencer(t2, Action::Created));
-        assert!(
-            fallback_sequencer(t2, Action::Created)
-                < fallback_sequencer(later_year, Action::Removed)
-        );
-        assert_eq!(
-            fallback_sequencer(t1, Action::Created),
-            fallback_sequencer(t1, Action::Created)
-        );
-        for real in ["0", "00", "0055AED6DCD90281E5", "FFFFFFFFFFFFFFFFFF"] {
-            assert!(
-                fallback_sequencer(later_year, Action::Created) < Sequencer(real.to_owned()),
-                "{real}"
-            );
-        }
-    }
-
     fn record(json: &str) -> S3EventRecord {
         serde_json::from_str(json).unwrap()
     }
@@ -239,17 +192,23 @@ mod tests {
         assert_eq!(n.action, Action::Created);
         assert_eq!(n.sequencer, Sequencer("0055AED6DCD90281E5".into()));
 
-        let removed_without_sequencer = record(
+        let removed = record(
             r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectRemoved:DeleteMarkerCreated",
+                "userIdentity":{},"requestParameters":{},
+                "s3":{"bucket":{"name":"b"},"object":{"key":"x","sequencer":"0A"}}}"#,
+        );
+        let n = notice(&removed).unwrap().unwrap();
+        assert_eq!(n.action, Action::Removed);
+
+        let without_sequencer = record(
+            r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectCreated:Put",
                 "userIdentity":{},"requestParameters":{},
                 "s3":{"bucket":{"name":"b"},"object":{"key":"x"}}}"#,
         );
-        let n = notice(&removed_without_sequencer).unwrap().unwrap();
-        assert_eq!(n.action, Action::Removed);
-        assert_eq!(
-            n.sequencer,
-            fallback_sequencer(at("2026-11-21T23:43:36.328Z"), Action::Removed)
-        );
+        assert!(matches!(
+            notice(&without_sequencer),
+            Err(Error::MissingField("s3.object.sequencer"))
+        ));
 
         let tagging = record(
             r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectTagging:Put",

@@ -1,11 +1,9 @@
-//! Where "now" comes from. Every store call takes the time as an argument, so a test (or the
-//! local runner) that wants to see expiry, the dispatch timeout or `failed_retry_after` at work
-//! moves a [`ManualClock`] instead of sleeping.
+//! Where "now" comes from. Every store call takes the time as an argument, so a test that wants
+//! to see expiry, the dispatch timeout or `failed_retry_after` at work supplies a [`Clock`] of
+//! its own that it moves instead of sleeping.
 //!
 //! Only the *domain* time comes from here; the `?wait=N` long-poll measures its own deadline
 //! with tokio's monotonic clock.
-
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
@@ -20,35 +18,5 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        Self(Mutex::new(start))
-    }
-
-    /// Starts at the current wall-clock time.
-    pub fn starting_now() -> Self {
-        Self::new(Utc::now())
-    }
-
-    pub fn set(&self, to: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = to;
-    }
-
-    pub fn advance(&self, by: std::time::Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now += chrono::Duration::from_std(by).expect("a representable duration");
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

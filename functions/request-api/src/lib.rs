@@ -46,7 +46,7 @@ use shared::score_store::ScoreStore;
 use tracing::Instrument;
 
 pub use api::RequestMeta;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use config::Config;
 pub use error::ApiError;
 pub use routes::RouteKey;
@@ -80,7 +80,7 @@ impl Deps {
         }
     }
 
-    /// Replaces the wall clock (tests and the local runner move time with a [`ManualClock`]).
+    /// Replaces the wall clock (tests move time with a clock of their own).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -90,11 +90,6 @@ impl Deps {
         self.clock.now()
     }
 }
-
-/// Put into every response's extensions: the operation that served it (`None`: no route
-/// matched). The tests use it to check responses against docs/openapi.yaml.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MatchedRoute(pub Option<RouteKey>);
 
 /// The Lambda handler. Never fails: every error is a problem+json response.
 pub async fn handle(request: Request, deps: &Deps) -> Result<Response<Body>, Infallible> {
@@ -114,11 +109,10 @@ pub async fn handle(request: Request, deps: &Deps) -> Result<Response<Body>, Inf
             .unwrap_or_default();
         Err(ApiError::Panic(message))
     });
-    let (mut response, error) = match result {
+    let (response, error) = match result {
         Ok(response) => (response, None),
         Err(err) => (api::problem_response(err.problem(), &meta), Some(err)),
     };
-    response.extensions_mut().insert(MatchedRoute(served.route));
     log_request(&meta, &served, &response, error.as_ref(), started, &span);
     Ok(response)
 }

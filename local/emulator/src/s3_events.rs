@@ -22,7 +22,7 @@
 //! | `responseElements` | `x-amz-request-id`, `x-amz-id-2` | absent | nothing: the type defaults it, no code reads it |
 //! | `s3.bucket.ownerIdentity` | `{"principalId": "..."}` | absent | nothing: optional in the type, no code reads it |
 //! | `s3.object.key` | form-encoded, `/` left as is: `datasets/shop-42/a+b%2Bc%25%C3%A9.ndjson` | `/` encoded as `%2F` (Python's `quote_plus`) | turns every `%2F` back into `/` (see below) |
-//! | `s3.object.sequencer` | per-key order, hex | absent | nothing, on purpose: metadata-sync has a documented fallback order for records without one (from `eventTime`), and inventing sequencers here would hide whether that rule works |
+//! | `s3.object.sequencer` | per-key order, hex | absent | fills one from `eventTime` and the event kind (see [`sequencer`]): metadata-sync orders a key's events by it and, like S3, expects one on every object event |
 //! | `s3.object.versionId` | on versioned buckets | absent | nothing: the data bucket is not versioned |
 //!
 //! moto's delete records carry the deleted object's `size` and `eTag`, which AWS omits; harmless,
@@ -59,6 +59,21 @@ pub fn to_lambda_shape(body: &str) -> String {
 }
 
 fn fill_record(record: &mut Map<String, Value>) {
+    let filled = sequencer(
+        record.get("eventTime").and_then(Value::as_str),
+        record.get("eventName").and_then(Value::as_str),
+    );
+    if let (Some(object), Some(filled)) = (
+        record
+            .get_mut("s3")
+            .and_then(|s3| s3.get_mut("object"))
+            .and_then(Value::as_object_mut),
+        filled,
+    ) {
+        object
+            .entry("sequencer")
+            .or_insert_with(|| Value::String(filled));
+    }
     record
         .entry("userIdentity")
         .or_insert_with(|| json!({ "principalId": EMULATOR_PRINCIPAL }));
@@ -71,6 +86,28 @@ fn fill_record(record: &mut Map<String, Value>) {
     {
         *key = unescape_slashes(key);
     }
+}
+
+/// A sequencer for a record moto sent without one: upper-case hex, fixed width, of the event
+/// time in microseconds times two, plus one for a creation. S3's own sequencers order a key's
+/// events; this one orders them by `eventTime`, the only order moto's records carry:
+/// - a later event is newer;
+/// - at the same instant a creation is newer than a removal, so the creation's HeadObject (which
+///   sees whether the object exists now; a 404 makes it a tombstone) decides;
+/// - it is deterministic, so a redelivered record is recognised as the same event.
+///
+/// Its limit: two writes of one key within moto's `eventTime` resolution (a millisecond) look
+/// like one event, and the first one processed stands until the key's next event. Real S3
+/// sequencers do not have this limit. `None` for a record without a parsable time or a kind.
+pub fn sequencer(event_time: Option<&str>, event_name: Option<&str>) -> Option<String> {
+    let time: chrono::DateTime<chrono::Utc> = event_time?.parse().ok()?;
+    let rank = match event_name? {
+        name if name.starts_with("ObjectCreated") => 1,
+        name if name.starts_with("ObjectRemoved") => 0,
+        _ => return None,
+    };
+    let micros = u64::try_from(time.timestamp_micros()).ok()?;
+    Some(format!("{:016X}", micros * 2 + rank))
 }
 
 /// `%2F` / `%2f` -> `/`, everything else as it is.
@@ -99,9 +136,12 @@ mod tests {
             record["s3"]["object"]["key"],
             "datasets/shop-42/2026/a+b%2Bc%25%C3%A9.ndjson"
         );
-        // Left alone: size, eTag, no invented sequencer.
+        assert_eq!(
+            record["s3"]["object"]["sequencer"],
+            sequencer(Some("2026-11-21T23:43:36.328Z"), Some("ObjectCreated:Put")).unwrap()
+        );
+        // Left alone: size, eTag.
         assert_eq!(record["s3"]["object"]["size"], 5);
-        assert!(record["s3"]["object"].get("sequencer").is_none());
     }
 
     #[test]
@@ -123,6 +163,23 @@ mod tests {
             serde_json::from_str::<Value>(&twice).unwrap(),
             v,
             "a second pass changes nothing"
+        );
+    }
+
+    #[test]
+    fn filled_sequencers_order_by_time_then_creation() {
+        let seq = |time: &str, name: &str| {
+            shared::catalog_store::Sequencer(sequencer(Some(time), Some(name)).unwrap())
+        };
+        let (t1, t2) = ("2026-11-21T23:43:36.328Z", "2026-11-21T23:43:36.329Z");
+        assert!(seq(t1, "ObjectCreated:Put") < seq(t2, "ObjectRemoved:Delete"));
+        assert!(seq(t2, "ObjectRemoved:Delete") < seq(t2, "ObjectCreated:Copy"));
+        assert!(seq(t2, "ObjectCreated:Put") < seq("2100-01-01T00:00:00Z", "ObjectRemoved:Delete"));
+        assert_eq!(seq(t1, "ObjectCreated:Put"), seq(t1, "ObjectCreated:Put"));
+        assert_eq!(sequencer(Some(t1), Some("ObjectTagging:Put")), None);
+        assert_eq!(
+            sequencer(Some("yesterday"), Some("ObjectCreated:Put")),
+            None
         );
     }
 

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use emulator::TestEnv;
 use lambda_http::{Body, Request, Response};
-use request_api::{handle, Clock, Deps, ManualClock, MatchedRoute};
+use request_api::{handle, Clock, Deps, RequestMeta, RouteKey};
 use serde_json::Value;
 use shared::domain::{
     Band, ClaimId, FeatureSummary, JobError, JobId, Reason, ScoreRecord, ScoreResult, SubjectId,
@@ -101,12 +102,8 @@ impl Reply {
     }
 }
 
-pub fn decode(response: Response<Body>) -> Reply {
-    let route = response
-        .extensions()
-        .get::<MatchedRoute>()
-        .expect("the handler marks every response")
-        .0;
+/// The answer, with the operation that served it (`None`: no route matched).
+pub fn decode(response: Response<Body>, route: Option<RouteKey>) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes: &[u8] = response.body().as_ref();
@@ -127,8 +124,33 @@ pub fn decode(response: Response<Body>) -> Reply {
 
 /// Calls the handler as Lambda would and checks the response against docs/openapi.yaml.
 pub async fn call(deps: &Deps, request: Request) -> Reply {
+    let meta = RequestMeta::of(&request);
+    let route = request_api::routes::route(&meta.method, &meta.path)
+        .ok()
+        .map(|matched| matched.key);
     let response = handle(request, deps).await.expect("infallible");
-    decode(response)
+    decode(response, route)
+}
+
+/// A clock that only moves when told to, so that expiry, the dispatch timeout and
+/// `failed_retry_after` can be seen at work without sleeping.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn starting_now() -> Self {
+        Self(Mutex::new(Utc::now()))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
 }
 
 pub struct Harness {
