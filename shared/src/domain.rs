@@ -249,10 +249,60 @@ impl ScoreResult {
     }
 }
 
+/// Why a job failed, as callers and subscribers see it.
+///
+/// | code | retryable | when |
+/// |---|---|---|
+/// | `NO_DATA` | yes | the subject has no objects, or no valid transaction in them (data may arrive later) |
+/// | `CORRUPT_OBJECT` | no | an object cannot be decoded; replacing it marks the score stale, which restarts it |
+/// | `MODEL_ERROR` | yes | the model rejects the features or its artifact is invalid (an operator fix makes a retry succeed) |
+/// | `UNAVAILABLE` | yes | S3/DynamoDB kept failing transiently until the message's last attempt |
+/// | `DEADLINE_EXCEEDED` | yes | the last attempt ran out of function time |
+/// | `INTERNAL` | yes | anything else (a bug) |
+///
+/// A code this version does not know (written by a newer one) reads as `UNKNOWN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    NoData,
+    CorruptObject,
+    ModelError,
+    Unavailable,
+    DeadlineExceeded,
+    Internal,
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoData => "NO_DATA",
+            Self::CorruptObject => "CORRUPT_OBJECT",
+            Self::ModelError => "MODEL_ERROR",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Internal => "INTERNAL",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Whether a job failed with this code may be retried by a later request.
+    pub fn retryable(self) -> bool {
+        self != Self::CorruptObject
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a job failed; `retryable` says whether a later request may try again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub retryable: bool,
 }
@@ -263,7 +313,8 @@ impl JobError {
     /// an error says.
     pub const MAX_MESSAGE_CHARS: usize = 512;
 
-    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
+    /// A failure with `code`, retryable as the code says.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let mut message = message.into();
         if message.chars().nth(Self::MAX_MESSAGE_CHARS).is_some() {
             // Longer than the limit: keep MAX - 1 characters and mark the cut.
@@ -275,9 +326,9 @@ impl JobError {
             message.push('…');
         }
         Self {
-            code: code.into(),
+            code,
             message,
-            retryable,
+            retryable: code.retryable(),
         }
     }
 }
@@ -383,12 +434,13 @@ mod tests {
 
     #[test]
     fn job_error_messages_are_bounded_at_a_character_boundary() {
-        let short = JobError::new("X", "fine", false);
+        let short = JobError::new(ErrorCode::CorruptObject, "fine");
         assert_eq!(short.message, "fine");
-        let long = JobError::new("X", "é".repeat(100_000), true);
+        assert!(!short.retryable);
+        let long = JobError::new(ErrorCode::Internal, "é".repeat(100_000));
         assert_eq!(long.message.chars().count(), JobError::MAX_MESSAGE_CHARS);
         assert!(long.message.ends_with('…'));
-        let exact = JobError::new("X", "a".repeat(JobError::MAX_MESSAGE_CHARS), true);
+        let exact = JobError::new(ErrorCode::Internal, "a".repeat(JobError::MAX_MESSAGE_CHARS));
         assert_eq!(exact.message.len(), JobError::MAX_MESSAGE_CHARS);
         assert!(!exact.message.ends_with('…'));
     }
@@ -405,6 +457,21 @@ mod tests {
             DYNAMODB_MAX_NUMBER.to_string().len() <= 126,
             "{DYNAMODB_MAX_NUMBER}"
         );
+    }
+
+    #[test]
+    fn error_codes_read_and_write_as_documented() {
+        let code: ErrorCode = serde_json::from_str("\"NO_DATA\"").unwrap();
+        assert_eq!(code, ErrorCode::NoData);
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::DeadlineExceeded).unwrap(),
+            "\"DEADLINE_EXCEEDED\""
+        );
+        let newer: ErrorCode = serde_json::from_str("\"SOMETHING_NEW\"").unwrap();
+        assert_eq!(newer, ErrorCode::Unknown);
+        for code in [ErrorCode::NoData, ErrorCode::Internal, ErrorCode::Unknown] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
+        }
     }
 
     #[test]

@@ -6,19 +6,64 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Band, JobError, JobId, RequestReason, ScoreRecord, ScoreStatus, SubjectId};
 use crate::Error;
 
-pub const EVENT_VERSION: u32 = 1;
-pub const COMPUTE_REQUESTED: &str = "compute.requested";
-pub const SCORE_COMPLETED: &str = "score.completed";
-pub const SCORE_FAILED: &str = "score.failed";
+/// The `type` of every event Deferred publishes (and its SNS `type` attribute). An unknown type
+/// is rejected when an event is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "compute.requested")]
+    ComputeRequested,
+    #[serde(rename = "score.completed")]
+    ScoreCompleted,
+    #[serde(rename = "score.failed")]
+    ScoreFailed,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ComputeRequested => "compute.requested",
+            Self::ScoreCompleted => "score.completed",
+            Self::ScoreFailed => "score.failed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The schema version every event carries. Only 1 exists: any other is rejected when parsed, so
+/// a consumer never half-understands a newer event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct EventVersion;
+
+impl TryFrom<u32> for EventVersion {
+    type Error = String;
+    fn try_from(version: u32) -> Result<Self, String> {
+        match version {
+            1 => Ok(Self),
+            other => Err(format!("event version {other} is not supported (only 1)")),
+        }
+    }
+}
+
+impl From<EventVersion> for u32 {
+    fn from(_: EventVersion) -> u32 {
+        1
+    }
+}
 /// A longer trace id (taken from a caller's header) is dropped rather than carried along.
 pub const TRACE_ID_MAX_LEN: usize = 256;
 
 /// Published on ComputeTopic when a job is created (or re-dispatched); compute consumes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComputeRequested {
-    pub version: u32,
+    pub version: EventVersion,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventType,
     pub subject_id: SubjectId,
     pub job_id: JobId,
     pub reason: RequestReason,
@@ -36,8 +81,8 @@ impl ComputeRequested {
         trace_id: Option<String>,
     ) -> Self {
         Self {
-            version: EVENT_VERSION,
-            kind: COMPUTE_REQUESTED.to_owned(),
+            version: EventVersion,
+            kind: EventType::ComputeRequested,
             subject_id,
             job_id,
             reason,
@@ -46,14 +91,16 @@ impl ComputeRequested {
         }
     }
 
-    /// Parses and checks version and type; the error says what is wrong with the message.
+    /// Parses the message (an unknown version or type fails to parse) and checks it is a
+    /// `compute.requested`; the error says what is wrong with it.
     pub fn from_json(body: &str) -> Result<Self, Error> {
         let event: Self = serde_json::from_str(body)
             .map_err(|e| Error::InvalidEvent(format!("not a compute.requested event: {e}")))?;
-        if event.version != EVENT_VERSION || event.kind != COMPUTE_REQUESTED {
+        if event.kind != EventType::ComputeRequested {
             return Err(Error::InvalidEvent(format!(
-                "expected {COMPUTE_REQUESTED} version {EVENT_VERSION}, got {} version {}",
-                event.kind, event.version
+                "expected {}, got {}",
+                EventType::ComputeRequested,
+                event.kind
             )));
         }
         Ok(event)
@@ -63,9 +110,9 @@ impl ComputeRequested {
 /// Published on ScoreEventsTopic when a job finishes (`score.completed` or `score.failed`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreEvent {
-    pub version: u32,
+    pub version: EventVersion,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventType,
     pub subject_id: SubjectId,
     pub job_id: JobId,
     pub status: ScoreStatus,
@@ -86,14 +133,14 @@ impl ScoreEvent {
     /// The event for a finished record; `None` while the record is not `done`/`failed`.
     pub fn from_record(record: &ScoreRecord) -> Option<Self> {
         let kind = match record.status {
-            ScoreStatus::Done => SCORE_COMPLETED,
-            ScoreStatus::Failed => SCORE_FAILED,
+            ScoreStatus::Done => EventType::ScoreCompleted,
+            ScoreStatus::Failed => EventType::ScoreFailed,
             ScoreStatus::Pending | ScoreStatus::Running => return None,
         };
         let result = record.result.as_ref();
         Some(Self {
-            version: EVENT_VERSION,
-            kind: kind.to_owned(),
+            version: EventVersion,
+            kind,
             subject_id: record.subject_id.clone(),
             job_id: record.job_id,
             status: record.status,
@@ -110,12 +157,62 @@ impl ScoreEvent {
     /// there is one). Raw delivery to SQS keeps at most 10 attributes; we send at most 3.
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
         let mut attributes = vec![
-            ("type", self.kind.clone()),
+            ("type", self.kind.as_str().to_owned()),
             ("status", self.status.as_str().to_owned()),
         ];
         if let Some(band) = self.band {
             attributes.push(("band", band.as_str().to_owned()));
         }
         attributes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::JobId;
+
+    fn requested() -> ComputeRequested {
+        ComputeRequested::new(
+            SubjectId::parse("shop-1").unwrap(),
+            JobId::new(),
+            RequestReason::Miss,
+            Utc::now(),
+            None,
+        )
+    }
+
+    #[test]
+    fn an_event_round_trips_with_its_version_and_type() {
+        let event = requested();
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["type"], "compute.requested");
+        assert_eq!(
+            ComputeRequested::from_json(&json.to_string()).unwrap(),
+            event
+        );
+    }
+
+    #[test]
+    fn unknown_versions_and_types_are_rejected_when_parsed() {
+        let mut json = serde_json::to_value(requested()).unwrap();
+        json["version"] = 2.into();
+        let err = ComputeRequested::from_json(&json.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("version 2 is not supported"),
+            "{err}"
+        );
+
+        json["version"] = 1.into();
+        json["type"] = "compute.cancelled".into();
+        assert!(ComputeRequested::from_json(&json.to_string()).is_err());
+
+        json["type"] = "score.completed".into();
+        let err = ComputeRequested::from_json(&json.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("expected compute.requested"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use crate::events::{ComputeRequested, ScoreEvent, COMPUTE_REQUESTED};
+use crate::events::{ComputeRequested, EventType, ScoreEvent};
 use crate::Error;
 
 /// SNS PublishBatch takes at most 10 entries a call.
@@ -26,7 +26,7 @@ impl OutgoingMessage {
         Ok(Self {
             id: event.job_id.to_string(),
             body: serde_json::to_string(event)?,
-            attributes: vec![("type", COMPUTE_REQUESTED.to_owned())],
+            attributes: vec![("type", EventType::ComputeRequested.as_str().to_owned())],
         })
     }
 

@@ -102,9 +102,8 @@ async fn the_largest_events_are_far_below_the_sns_and_sqs_limit_and_publish() {
         ScoreStatus::Failed,
         None,
         Some(JobError::new(
-            "CORRUPT_OBJECT",
+            shared::domain::ErrorCode::CorruptObject,
             "x".repeat(1_000_000),
-            false,
         )),
     );
     let messages = vec![

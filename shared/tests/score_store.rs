@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use emulator::faults::PartialBatches;
 use emulator::TestEnv;
 use shared::domain::{
-    Band, ClaimId, FeatureSummary, JobError, RequestReason, ScoreResult, ScoreStatus, SubjectId,
+    Band, ClaimId, ErrorCode, FeatureSummary, JobError, RequestReason, ScoreResult, ScoreStatus,
+    SubjectId,
 };
 use shared::score_store::{ClaimOutcome, ScoreStore, StartMode, StartOutcome};
 
@@ -103,7 +104,7 @@ async fn every_kind_of_job_start_is_a_request_dynamodb_accepts() {
         subject("shop-failed"),
     );
     let retryable = JobError {
-        code: "UNAVAILABLE".into(),
+        code: ErrorCode::Unavailable,
         message: "try later".into(),
         retryable: true,
     };
@@ -369,7 +370,7 @@ async fn failures_are_reported_then_retried_when_retryable() {
         let claim = ClaimId::new();
         claimed(&store, &job, &claim, at(1)).await;
         let error = JobError {
-            code: "X".into(),
+            code: ErrorCode::Internal,
             message: "boom".into(),
             retryable: is_retryable,
         };
@@ -488,7 +489,7 @@ async fn a_last_attempt_fails_the_job_without_a_claim() {
     let s = subject("shop-last");
     let job = started(&store, &s, MISSING, at(0)).await;
     let error = JobError {
-        code: "ATTEMPTS_EXHAUSTED".into(),
+        code: ErrorCode::Internal,
         message: "gave up".into(),
         retryable: true,
     };
@@ -503,7 +504,7 @@ async fn a_last_attempt_fails_the_job_without_a_claim() {
         .unwrap();
 
     assert!(wrong_job.is_none());
-    assert_eq!(failed.unwrap().error.unwrap().code, "ATTEMPTS_EXHAUSTED");
+    assert_eq!(failed.unwrap().error.unwrap().code, ErrorCode::Internal);
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! The compute crate's one error type, and how each error is reported on a failed job.
 
+use shared::domain::ErrorCode;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,38 +55,14 @@ impl Error {
         }
     }
 
-    /// The `JobError.code` a job gets when this error ends it.
-    pub fn code(&self) -> &'static str {
+    /// The code a job gets when this error ends it.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Model(_) => codes::MODEL_ERROR,
-            Error::Corrupt { .. } => codes::CORRUPT_OBJECT,
-            e if e.is_retryable() => codes::UNAVAILABLE,
-            _ => codes::INTERNAL,
+            Error::Model(_) => ErrorCode::ModelError,
+            Error::Corrupt { .. } => ErrorCode::CorruptObject,
+            e if e.is_retryable() => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
         }
-    }
-}
-
-/// `JobError.code` values written by compute, with their `retryable` flag.
-///
-/// | code | retryable | when |
-/// |---|---|---|
-/// | `NO_DATA` | true | the subject has no objects, or no valid transaction in them (data may arrive later) |
-/// | `CORRUPT_OBJECT` | false | an object cannot be decoded; a replaced object marks the score stale, which restarts it |
-/// | `MODEL_ERROR` | true | the model rejects the features or its artifact is invalid (an operator fix makes a retry succeed) |
-/// | `UNAVAILABLE` | true | S3/DynamoDB kept failing transiently until the message's last attempt |
-/// | `DEADLINE_EXCEEDED` | true | the last attempt ran out of function time |
-/// | `INTERNAL` | true | anything else (a bug); the message says what |
-pub mod codes {
-    pub const NO_DATA: &str = "NO_DATA";
-    pub const CORRUPT_OBJECT: &str = "CORRUPT_OBJECT";
-    pub const MODEL_ERROR: &str = "MODEL_ERROR";
-    pub const UNAVAILABLE: &str = "UNAVAILABLE";
-    pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
-    pub const INTERNAL: &str = "INTERNAL";
-
-    /// Whether a job failed with `code` may be retried by a later request.
-    pub fn retryable(code: &str) -> bool {
-        code != CORRUPT_OBJECT
     }
 }
 

@@ -10,7 +10,7 @@
 //! | job done, held by another worker's live lease, or replaced by a newer job | untouched | acknowledged (duplicate delivery) |
 //! | scored | `done` with the result (TTL `result_ttl`) | acknowledged |
 //! | no data for the subject | `failed`, `NO_DATA` | acknowledged |
-//! | permanent error (corrupt object, model rejects the features) | `failed`, see [`error::codes`] | acknowledged |
+//! | permanent error (corrupt object, model rejects the features) | `failed`, see [`ErrorCode`] | acknowledged |
 //! | transient error (throttling, 5xx, broken download), or the deadline is near | stays `running` under this claim until its lease passes; the redelivery (after the queue's visibility timeout, longer than the lease) claims it again | **failed**: SQS delivers it again |
 //! | the same on the message's last attempt (`ApproximateReceiveCount >= compute_max_receive_count`), or that attempt starting too close to its deadline | `failed` (`UNAVAILABLE` / `DEADLINE_EXCEEDED`, retryable) | **failed** once more, so SQS moves it to the DLQ (alarmed, inspectable) |
 //! | the claim could not even be made (DynamoDB failing) | untouched | **failed** |
@@ -41,7 +41,7 @@ use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use shared::catalog_store::CatalogStore;
 use shared::config::Env;
-use shared::domain::{ClaimId, FeatureSummary, JobError, JobId, ScoreResult, SubjectId};
+use shared::domain::{ClaimId, ErrorCode, FeatureSummary, JobError, JobId, ScoreResult, SubjectId};
 use shared::events::ComputeRequested;
 use shared::score_store::{ClaimOutcome, ScoreStore};
 
@@ -218,7 +218,7 @@ impl Job {
                 let message =
                     "the last attempt started too close to the function's deadline".to_owned();
                 return self
-                    .give_up(deps, None, error::codes::DEADLINE_EXCEEDED, message)
+                    .give_up(deps, None, ErrorCode::DeadlineExceeded, message)
                     .await;
             }
             tracing::warn!("not started: the invocation's deadline is near");
@@ -265,7 +265,7 @@ impl Job {
                     "no transactions for {} ({} objects, {} malformed lines)",
                     self.subject, summary.objects, summary.malformed_lines
                 );
-                self.fail(deps, error::codes::NO_DATA, message).await
+                self.fail(deps, ErrorCode::NoData, message).await
             }
             Ok(Err(err)) if err.is_retryable() && !self.last_attempt => {
                 tracing::warn!(error = %shared::error::chain(&err), "transient failure: the message will be delivered again");
@@ -295,7 +295,7 @@ impl Job {
                 self.give_up(
                     deps,
                     Some(&self.claim_id),
-                    error::codes::DEADLINE_EXCEEDED,
+                    ErrorCode::DeadlineExceeded,
                     message,
                 )
                 .await
@@ -349,7 +349,7 @@ impl Job {
                 self.give_up(
                     deps,
                     Some(&self.claim_id),
-                    error::codes::UNAVAILABLE,
+                    ErrorCode::Unavailable,
                     shared::error::chain(&err),
                 )
                 .await
@@ -362,7 +362,7 @@ impl Job {
     }
 
     /// A permanent failure: the job is marked failed and the message acknowledged.
-    async fn fail(&self, deps: &Deps, code: &str, message: String) -> Outcome {
+    async fn fail(&self, deps: &Deps, code: ErrorCode, message: String) -> Outcome {
         self.mark_failed(deps, Some(&self.claim_id), code, message)
             .await
     }
@@ -374,7 +374,7 @@ impl Job {
         &self,
         deps: &Deps,
         claim: Option<&ClaimId>,
-        code: &str,
+        code: ErrorCode,
         message: String,
     ) -> Outcome {
         match self.mark_failed(deps, claim, code, message).await {
@@ -387,10 +387,10 @@ impl Job {
         &self,
         deps: &Deps,
         claim: Option<&ClaimId>,
-        code: &str,
+        code: ErrorCode,
         message: String,
     ) -> Outcome {
-        let error = JobError::new(code, message, error::codes::retryable(code));
+        let error = JobError::new(code, message);
         let stored = deps
             .scores
             .fail(
@@ -404,18 +404,18 @@ impl Job {
             .await;
         match stored {
             Ok(Some(_)) => {
-                tracing::info!(code, retryable = error.retryable, message = %error.message, "job marked failed");
+                tracing::info!(code = %code, retryable = error.retryable, message = %error.message, "job marked failed");
                 Outcome::Failed
             }
             Ok(None) => {
                 tracing::warn!(
-                    code,
+                    code = %code,
                     "claim lost before the failure was stored: acknowledged"
                 );
                 Outcome::Skipped
             }
             Err(err) => {
-                tracing::error!(error = %shared::error::chain(&err), code, "marking the job failed did not work: the message will be delivered again");
+                tracing::error!(error = %shared::error::chain(&err), code = %code, "marking the job failed did not work: the message will be delivered again");
                 Outcome::Retry
             }
         }

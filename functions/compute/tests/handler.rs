@@ -21,7 +21,8 @@ use futures::future::BoxFuture;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::catalog_store::{split_key, CatalogEntry, CatalogStore, Sequencer};
 use shared::domain::{
-    Band, ClaimId, FeatureSummary, JobId, RequestReason, ScoreRecord, ScoreStatus, SubjectId,
+    Band, ClaimId, ErrorCode, FeatureSummary, JobId, RequestReason, ScoreRecord, ScoreStatus,
+    SubjectId,
 };
 use shared::score_store::{ClaimOutcome, StartMode, StartOutcome};
 
@@ -470,7 +471,7 @@ async fn the_last_attempt_marks_the_job_failed_and_sends_the_message_on_to_the_d
     let record = h.record(&subject).await;
     assert_eq!(record.status, ScoreStatus::Failed);
     let error = record.error.expect("an error");
-    assert_eq!(error.code, "UNAVAILABLE");
+    assert_eq!(error.code, ErrorCode::Unavailable);
     assert!(error.retryable);
     assert!(error.message.contains("S3"), "{}", error.message);
     assert!(record.result.is_none());
@@ -499,7 +500,7 @@ async fn a_subject_without_data_fails_with_no_data() {
         let record = h.record(subject).await;
         assert_eq!(record.status, ScoreStatus::Failed);
         let error = record.error.unwrap();
-        assert_eq!(error.code, "NO_DATA");
+        assert_eq!(error.code, ErrorCode::NoData);
         assert!(error.retryable);
         assert!(
             error.message.contains(&format!("{objects} objects")),
@@ -636,7 +637,7 @@ async fn work_stops_before_the_deadline_and_is_retried() {
     assert_eq!(failures(&response), [message_id(&event, 0)]);
     let record = h.record(&last).await;
     assert_eq!(record.status, ScoreStatus::Failed);
-    assert_eq!(record.error.unwrap().code, "DEADLINE_EXCEEDED");
+    assert_eq!(record.error.unwrap().code, ErrorCode::DeadlineExceeded);
 
     // Act: a last attempt that cannot even start fails the unclaimed job too.
     let never = h.subject("never-started");
@@ -652,7 +653,7 @@ async fn work_stops_before_the_deadline_and_is_retried() {
     assert_eq!(failures(&response), [message_id(&event, 0)]);
     let record = h.record(&never).await;
     assert_eq!(record.status, ScoreStatus::Failed);
-    assert_eq!(record.error.unwrap().code, "DEADLINE_EXCEEDED");
+    assert_eq!(record.error.unwrap().code, ErrorCode::DeadlineExceeded);
 }
 
 #[tokio::test]
@@ -689,7 +690,7 @@ async fn objects_gone_from_s3_are_skipped_and_corrupt_ones_fail_the_job() {
     let record = h.record(&corrupt).await;
     assert_eq!(record.status, ScoreStatus::Failed);
     let error = record.error.unwrap();
-    assert_eq!(error.code, "CORRUPT_OBJECT");
+    assert_eq!(error.code, ErrorCode::CorruptObject);
     assert!(!error.retryable);
     assert!(error.message.contains("a.ndjson.gz"), "{}", error.message);
 }

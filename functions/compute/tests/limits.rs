@@ -73,7 +73,10 @@ async fn the_largest_result_and_failure_fit_a_dynamodb_item_with_room_to_spare()
                 .collect(),
         },
     };
-    let long_failure = JobError::new("CORRUPT_OBJECT", "é".repeat(1_000_000), false);
+    let long_failure = JobError::new(
+        shared::domain::ErrorCode::CorruptObject,
+        "é".repeat(1_000_000),
+    );
     let (done, failed) = (subject(&"d".repeat(128)), subject(&"f".repeat(128)));
 
     // Act

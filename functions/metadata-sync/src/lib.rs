@@ -173,134 +173,187 @@ enum Resolved {
 
 /// Syncs one batch of MetadataQueue messages into the catalog (see the crate doc).
 pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>) -> BatchReport {
-    let mut report = BatchReport {
-        messages: messages.len(),
-        ..BatchReport::default()
-    };
-    let mut failed: BTreeSet<usize> = BTreeSet::new();
+    let mut sync = BatchSync::new(messages, deps);
+    let candidates = sync.read_messages();
+    let newest = sync.newest_per_key(candidates);
+    let (entries, written_keys) = sync.resolve(newest, now).await;
+    if sync.write_catalog(entries, &written_keys).await {
+        sync.mark_scores_stale(&written_keys).await;
+    }
+    sync.finish()
+}
 
-    // 1. Read every message; a message with any unreadable record contributes nothing.
-    let mut candidates = Vec::new();
-    for (index, message) in messages.iter().enumerate() {
-        match read_message(message, deps, &mut report) {
-            Ok(notices) => candidates.extend(notices.into_iter().map(|notice| Candidate {
-                message: index,
-                notice,
-            })),
-            Err(err) => {
-                warn!(
-                    message_id = message_id(message),
-                    retryable = err.is_retryable(),
-                    error = shared::error::chain(&err),
-                    "message cannot be processed"
-                );
-                failed.insert(index);
-            }
+/// One batch on its way through [`sync_batch`]'s steps: what was done, and which messages failed.
+struct BatchSync<'a> {
+    messages: &'a [SqsMessage],
+    deps: &'a Deps,
+    report: BatchReport,
+    /// Indexes into `messages`.
+    failed: BTreeSet<usize>,
+    /// Per key, every message with a record for it (all fail if the key's write fails).
+    contributors: HashMap<String, Vec<usize>>,
+}
+
+impl<'a> BatchSync<'a> {
+    fn new(messages: &'a [SqsMessage], deps: &'a Deps) -> Self {
+        Self {
+            messages,
+            deps,
+            report: BatchReport {
+                messages: messages.len(),
+                ..BatchReport::default()
+            },
+            failed: BTreeSet::new(),
+            contributors: HashMap::new(),
         }
     }
-    report.changes = candidates.len();
 
-    // 2. The newest record per key; every message with a record for the key is a contributor.
-    let mut contributors: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut newest: HashMap<String, Candidate> = HashMap::new();
-    for candidate in candidates {
-        let key = candidate.notice.key.clone();
-        contributors
-            .entry(key.clone())
-            .or_default()
-            .push(candidate.message);
-        match newest.get(&key) {
-            Some(kept) => {
-                report.superseded += 1;
-                if candidate.notice.sequencer > kept.notice.sequencer {
+    /// Step 1: Every message's records; a message with any unreadable record contributes nothing.
+    fn read_messages(&mut self) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        for (index, message) in self.messages.iter().enumerate() {
+            match read_message(message, self.deps, &mut self.report) {
+                Ok(notices) => candidates.extend(notices.into_iter().map(|notice| Candidate {
+                    message: index,
+                    notice,
+                })),
+                Err(err) => {
+                    warn!(
+                        message_id = message_id(message),
+                        retryable = err.is_retryable(),
+                        error = shared::error::chain(&err),
+                        "message cannot be processed"
+                    );
+                    self.failed.insert(index);
+                }
+            }
+        }
+        self.report.changes = candidates.len();
+        candidates
+    }
+
+    /// Step 2: The newest record per key (by sequencer); the others are superseded.
+    fn newest_per_key(&mut self, candidates: Vec<Candidate>) -> Vec<Candidate> {
+        let mut newest: HashMap<String, Candidate> = HashMap::new();
+        for candidate in candidates {
+            let key = candidate.notice.key.clone();
+            self.contributors
+                .entry(key.clone())
+                .or_default()
+                .push(candidate.message);
+            match newest.get(&key) {
+                Some(kept) => {
+                    self.report.superseded += 1;
+                    if candidate.notice.sequencer > kept.notice.sequencer {
+                        newest.insert(key, candidate);
+                    }
+                }
+                None => {
                     newest.insert(key, candidate);
                 }
             }
-            None => {
-                newest.insert(key, candidate);
-            }
         }
+        newest.into_values().collect()
     }
 
-    // 3. Upserts (HeadObject) and tombstones.
-    let resolved: Vec<(Candidate, Resolved)> = futures::stream::iter(newest.into_values())
-        .map(|candidate| async move {
-            let resolved = resolve(&candidate.notice, deps, now).await;
-            (candidate, resolved)
-        })
-        .buffer_unordered(HEAD_CONCURRENCY)
-        .collect()
-        .await;
-    let mut entries = Vec::with_capacity(resolved.len());
-    // The keys as S3 names them (not `CatalogEntry::key`, which need not give them back verbatim).
-    let mut written_keys = Vec::with_capacity(resolved.len());
-    for (candidate, resolved) in resolved {
-        match resolved {
-            Resolved::Entry {
-                entry,
-                headed,
-                vanished,
-            } => {
-                report.head_requests += usize::from(headed);
-                report.vanished += usize::from(vanished);
-                entries.push(entry);
-                written_keys.push(candidate.notice.key);
-            }
-            Resolved::Failed(err) => {
-                report.head_requests += 1;
-                warn!(
-                    message_id = message_id(&messages[candidate.message]),
-                    key = candidate.notice.key,
-                    retryable = err.is_retryable(),
-                    error = shared::error::chain(&err),
-                    "record cannot be processed"
-                );
-                failed.insert(candidate.message);
+    /// Step 3: The catalog entries: upserts (after a HeadObject) and tombstones, with the keys as S3
+    /// names them (not `CatalogEntry::key`, which need not give them back verbatim).
+    async fn resolve(
+        &mut self,
+        newest: Vec<Candidate>,
+        now: DateTime<Utc>,
+    ) -> (Vec<CatalogEntry>, Vec<String>) {
+        let deps = self.deps;
+        let resolved: Vec<(Candidate, Resolved)> = futures::stream::iter(newest)
+            .map(|candidate| async move {
+                let resolved = resolve(&candidate.notice, deps, now).await;
+                (candidate, resolved)
+            })
+            .buffer_unordered(HEAD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut entries = Vec::with_capacity(resolved.len());
+        let mut keys = Vec::with_capacity(resolved.len());
+        for (candidate, resolved) in resolved {
+            match resolved {
+                Resolved::Entry {
+                    entry,
+                    headed,
+                    vanished,
+                } => {
+                    self.report.head_requests += usize::from(headed);
+                    self.report.vanished += usize::from(vanished);
+                    entries.push(entry);
+                    keys.push(candidate.notice.key);
+                }
+                Resolved::Failed(err) => {
+                    self.report.head_requests += 1;
+                    warn!(
+                        message_id = message_id(&self.messages[candidate.message]),
+                        key = candidate.notice.key,
+                        retryable = err.is_retryable(),
+                        error = shared::error::chain(&err),
+                        "record cannot be processed"
+                    );
+                    self.failed.insert(candidate.message);
+                }
             }
         }
+        (entries, keys)
     }
 
-    // 4. One bulk write.
-    if !entries.is_empty() {
-        match deps.catalog.apply(entries).await.map_err(Error::Catalog) {
+    /// Step 4: One bulk write. On failure every message with a key in it fails. Returns whether
+    /// the catalog was written.
+    async fn write_catalog(&mut self, entries: Vec<CatalogEntry>, keys: &[String]) -> bool {
+        if entries.is_empty() {
+            return false;
+        }
+        match self
+            .deps
+            .catalog
+            .apply(entries)
+            .await
+            .map_err(Error::Catalog)
+        {
             Ok(applied) => {
                 info!(
-                    items = written_keys.len(),
+                    items = keys.len(),
                     written = applied.written,
                     skipped = applied.skipped,
                     dynamodb_requests = applied.requests,
                     "catalog applied"
                 );
-                report.apply = Some(applied);
+                self.report.apply = Some(applied);
+                true
             }
             Err(err) => {
-                let affected: BTreeSet<usize> = written_keys
-                    .iter()
-                    .flat_map(|k| contributors[k].iter().copied())
-                    .collect();
+                let affected = self.messages_of(keys);
                 warn!(
-                    items = written_keys.len(),
+                    items = keys.len(),
                     messages = affected.len(),
                     retryable = err.is_retryable(),
                     error = shared::error::chain(&err),
                     "catalog write failed; failing the messages of its items"
                 );
-                failed.extend(affected);
+                self.failed.extend(affected);
+                false
             }
         }
     }
 
-    // 5. Stale scores, once per subject, after the catalog write.
-    if report.apply.is_some() {
+    /// Step 5: The scores of the subjects whose data changed are marked stale, once per subject,
+    /// after the catalog write (so the recomputation reads the new catalog).
+    async fn mark_scores_stale(&mut self, keys: &[String]) {
         let mut subjects: HashMap<SubjectId, BTreeSet<usize>> = HashMap::new();
-        for key in &written_keys {
+        for key in keys {
             if let Some(subject) = subject_of(key) {
                 subjects
                     .entry(subject)
                     .or_default()
-                    .extend(contributors[key].iter().copied());
+                    .extend(self.contributors[key].iter().copied());
             }
         }
+        let deps = self.deps;
         let marks: Vec<_> = futures::stream::iter(subjects)
             .map(|(subject, messages)| async move {
                 let result =
@@ -318,7 +371,7 @@ pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>
             .await;
         for (result, affected) in marks {
             match result {
-                Ok(true) => report.stale_marked += 1,
+                Ok(true) => self.report.stale_marked += 1,
                 Ok(false) => {}
                 Err(err) => {
                     warn!(
@@ -327,32 +380,43 @@ pub async fn sync_batch(messages: &[SqsMessage], deps: &Deps, now: DateTime<Utc>
                         error = shared::error::chain(&err),
                         "marking a score stale failed; failing the messages of its keys"
                     );
-                    failed.extend(affected);
+                    self.failed.extend(affected);
                 }
             }
         }
     }
 
-    report.failed = failed
-        .into_iter()
-        .map(|i| message_id(&messages[i]).to_owned())
-        .collect();
-    info!(
-        messages = report.messages,
-        test_events = report.test_events,
-        ignored = report.ignored_records,
-        changes = report.changes,
-        superseded = report.superseded,
-        head_requests = report.head_requests,
-        vanished = report.vanished,
-        written = report.apply.map(|a| a.written),
-        skipped = report.apply.map(|a| a.skipped),
-        dynamodb_requests = report.apply.map(|a| a.requests),
-        stale_marked = report.stale_marked,
-        failed = report.failed.len(),
-        "batch synced"
-    );
-    report
+    fn messages_of(&self, keys: &[String]) -> BTreeSet<usize> {
+        keys.iter()
+            .flat_map(|k| self.contributors[k].iter().copied())
+            .collect()
+    }
+
+    /// The report, with the failed messages' ids, logged once.
+    fn finish(mut self) -> BatchReport {
+        self.report.failed = self
+            .failed
+            .iter()
+            .map(|i| message_id(&self.messages[*i]).to_owned())
+            .collect();
+        let report = &self.report;
+        info!(
+            messages = report.messages,
+            test_events = report.test_events,
+            ignored = report.ignored_records,
+            changes = report.changes,
+            superseded = report.superseded,
+            head_requests = report.head_requests,
+            vanished = report.vanished,
+            written = report.apply.map(|a| a.written),
+            skipped = report.apply.map(|a| a.skipped),
+            dynamodb_requests = report.apply.map(|a| a.requests),
+            stale_marked = report.stale_marked,
+            failed = report.failed.len(),
+            "batch synced"
+        );
+        self.report
+    }
 }
 
 /// The catalog changes one message asks for.

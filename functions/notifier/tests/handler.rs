@@ -20,9 +20,13 @@ use lambda_runtime::{Context, LambdaEvent};
 use notifier::{decide, handle, Decision, Deps, PublishBatch, SkipReason};
 use serde_json::Value;
 use shared::domain::{
-    Band, ClaimId, FeatureSummary, JobError, RequestReason, ScoreResult, ScoreStatus, SubjectId,
+    Band, ClaimId, ErrorCode, FeatureSummary, JobError, RequestReason, ScoreResult, ScoreStatus,
+    SubjectId,
 };
-use shared::events::{ScoreEvent, SCORE_COMPLETED, SCORE_FAILED};
+use shared::events::{EventType, ScoreEvent};
+
+const SCORE_COMPLETED: EventType = EventType::ScoreCompleted;
+const SCORE_FAILED: EventType = EventType::ScoreFailed;
 use shared::publisher::{BatchFailure, OutgoingMessage, Publisher};
 use shared::score_store::{ClaimOutcome, StartMode, StartOutcome};
 
@@ -274,7 +278,7 @@ async fn payloads_publish_exactly_their_transitions_with_filterable_attributes()
             assert_eq!(m.event.score, Some(0.91));
             assert_eq!(m.event.band, Some(Band::High));
             assert_eq!(m.event.duration_ms, Some(8000));
-            assert_eq!(m.attributes["type"], SCORE_COMPLETED);
+            assert_eq!(m.attributes["type"], SCORE_COMPLETED.as_str());
             assert_eq!(m.attributes["band"], "high");
             assert!(m.attributes.len() <= 10);
         }
@@ -283,9 +287,9 @@ async fn payloads_publish_exactly_their_transitions_with_filterable_attributes()
             assert_eq!(m.event.kind, SCORE_FAILED);
             assert_eq!(m.event.status, ScoreStatus::Failed);
             let error = m.event.error.as_ref().expect("the error");
-            assert_eq!(error.code, "features.source_unavailable");
+            assert_eq!(error.code, ErrorCode::Unavailable);
             assert!(error.retryable);
-            assert_eq!(m.attributes["type"], SCORE_FAILED);
+            assert_eq!(m.attributes["type"], SCORE_FAILED.as_str());
             assert!(!m.attributes.contains_key("band"));
         }
     }
@@ -362,7 +366,7 @@ impl Store {
         let claim = self.run(subject).await;
         let record = self.store.get(subject, Utc::now()).await.unwrap().unwrap();
         let error = JobError {
-            code: "model.unavailable".into(),
+            code: ErrorCode::ModelError,
             message: "x".repeat(10_000),
             retryable: true,
         };
@@ -494,7 +498,7 @@ async fn real_transitions_publish_exactly_the_finished_jobs_once() {
                 assert_eq!(m.event.kind, SCORE_FAILED);
                 let error = m.event.error.as_ref().unwrap();
                 assert_eq!(error.message.len(), notifier::MAX_ERROR_MESSAGE_BYTES);
-                assert_eq!(m.attributes["type"], SCORE_FAILED);
+                assert_eq!(m.attributes["type"], SCORE_FAILED.as_str());
             }
             other => panic!("unexpected subject {other}"),
         }

@@ -371,7 +371,7 @@ mod tests {
         ScoreRecord {
             completed_at: Some(at(10)),
             error: Some(JobError {
-                code: "x".into(),
+                code: shared::domain::ErrorCode::ModelError,
                 message: "y".into(),
                 retryable,
             }),

@@ -235,7 +235,7 @@ impl Harness {
         let subject = SubjectId::parse(subject).unwrap();
         let claim = self.claim(&subject, job_id).await;
         let error = JobError {
-            code: "model_error".into(),
+            code: shared::domain::ErrorCode::ModelError,
             message: "the model could not score".into(),
             retryable,
         };

@@ -249,7 +249,7 @@ async fn a_retryable_failure_is_reported_then_retried_after_failed_retry_after()
 
     assert_eq!(reported.status, 200, "a finished state is a 200");
     assert_eq!(reported.status_field(), "failed");
-    assert_eq!(reported.body["error"]["code"], "model_error");
+    assert_eq!(reported.body["error"]["code"], "MODEL_ERROR");
     assert_eq!(reported.body["error"]["retryable"], true);
     assert!(reported.body["failed_at"].is_string());
     assert!(reported.body.get("score").is_none());
