@@ -32,7 +32,7 @@ use serde_dynamo::AttributeValue;
 use shared::config::{ConfigError, Env};
 use shared::domain::{ScoreRecord, ScoreStatus};
 use shared::events::ScoreEvent;
-use shared::publisher::{OutgoingMessage, Publisher};
+use shared::publisher::{BatchFailure, OutgoingMessage, Publisher};
 
 pub use config::Config;
 pub use publish::PublishBatch;
@@ -179,9 +179,36 @@ pub async fn handle<P: PublishBatch>(
     deps: &Deps<P>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let records = &event.payload.records;
+    let (pending, tally) = transitions(records)?;
+    let (published, stopped_at) = publish_in_order(&pending, deps).await?;
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(identifier) = stopped_at {
+        let mut item = DynamoDbBatchItemFailure::default();
+        item.item_identifier = Some(identifier);
+        response.batch_item_failures.push(item);
+    }
+    tracing::info!(
+        records = records.len(),
+        published,
+        skipped = tally.skipped,
+        undecodable = tally.undecodable,
+        failed = response.batch_item_failures.len(),
+        "stream batch handled"
+    );
+    Ok(response)
+}
+
+/// Records that were not published, by why.
+#[derive(Debug, Default)]
+struct Tally {
+    skipped: usize,
+    undecodable: usize,
+}
+
+/// The messages to publish, in stream order: one per transition into done/failed.
+fn transitions(records: &[EventRecord]) -> Result<(Vec<Pending>, Tally), Error> {
     let mut pending = Vec::new();
-    let mut skipped = 0usize;
-    let mut undecodable = 0usize;
+    let mut tally = Tally::default();
     for (index, record) in records.iter().enumerate() {
         let sequence_number = record.change.sequence_number.clone();
         match decide(record) {
@@ -205,7 +232,7 @@ pub async fn handle<P: PublishBatch>(
                 });
             }
             Decision::Skip(reason) => {
-                skipped += 1;
+                tally.skipped += 1;
                 tracing::debug!(
                     sequence_number = sequence_number.as_deref(),
                     ?reason,
@@ -213,7 +240,7 @@ pub async fn handle<P: PublishBatch>(
                 );
             }
             Decision::Undecodable(error) => {
-                undecodable += 1;
+                tally.undecodable += 1;
                 tracing::error!(
                     sequence_number = sequence_number.as_deref(),
                     event_id = %record.event_id,
@@ -223,45 +250,38 @@ pub async fn handle<P: PublishBatch>(
             }
         }
     }
+    Ok((pending, tally))
+}
 
-    let mut response = DynamoDbEventResponse::default();
+/// Publishes chunk after chunk and stops at the first message SNS did not take. Returns how
+/// many were published and the sequence number of the first record not published (Lambda then
+/// retries the batch from it, so events keep their order).
+async fn publish_in_order<P: PublishBatch>(
+    pending: &[Pending],
+    deps: &Deps<P>,
+) -> Result<(usize, Option<String>), Error> {
     let mut published = 0usize;
-    for chunk in chunks(&pending) {
+    for chunk in chunks(pending) {
         let messages: Vec<OutgoingMessage> = chunk.iter().map(|p| p.message.clone()).collect();
-        let failed_at = match deps
+        let first_failed = match deps
             .publisher
             .publish_batch(&deps.topic_arn, &messages)
             .await
         {
-            Ok(failures) if failures.is_empty() => None,
+            Ok(failures) if failures.is_empty() => {
+                published += chunk.len();
+                continue;
+            }
             Ok(failures) => {
-                let first = failures
-                    .iter()
-                    .filter_map(|f| chunk.iter().position(|p| p.message.id == f.id))
-                    .min()
-                    // SNS named no entry of ours: treat the chunk as failed from its start.
-                    .unwrap_or(0);
-                for failure in &failures {
-                    tracing::warn!(
-                        entry = %failure.id,
-                        code = %failure.code,
-                        sender_fault = failure.sender_fault,
-                        "SNS rejected an event"
-                    );
-                }
                 published += chunk.len() - failures.len();
-                Some(first)
+                first_rejected(chunk, &failures)
             }
             Err(error) => {
                 tracing::warn!(error = %shared::error::chain(&error), retryable = error.is_retryable(), "PublishBatch failed");
-                Some(0)
+                0
             }
         };
-        let Some(position) = failed_at else {
-            published += chunk.len();
-            continue;
-        };
-        let failed = &chunk[position];
+        let failed = &chunk[first_failed];
         let identifier = failed
             .sequence_number
             .clone()
@@ -272,20 +292,26 @@ pub async fn handle<P: PublishBatch>(
             sequence_number = %identifier,
             "stopping at the first record not published; Lambda retries from it"
         );
-        let mut item = DynamoDbBatchItemFailure::default();
-        item.item_identifier = Some(identifier);
-        response.batch_item_failures.push(item);
-        break;
+        return Ok((published, Some(identifier)));
     }
-    tracing::info!(
-        records = records.len(),
-        published,
-        skipped,
-        undecodable,
-        failed = response.batch_item_failures.len(),
-        "stream batch handled"
-    );
-    Ok(response)
+    Ok((published, None))
+}
+
+/// The position in `chunk` of the first entry SNS rejected (0 when it named none of ours).
+fn first_rejected(chunk: &[Pending], failures: &[BatchFailure]) -> usize {
+    for failure in failures {
+        tracing::warn!(
+            entry = %failure.id,
+            code = %failure.code,
+            sender_fault = failure.sender_fault,
+            "SNS rejected an event"
+        );
+    }
+    failures
+        .iter()
+        .filter_map(|f| chunk.iter().position(|p| p.message.id == f.id))
+        .min()
+        .unwrap_or(0)
 }
 
 /// SNS batch entry ids: 1..=80 characters of `[A-Za-z0-9_-]`, unique in a call. A DynamoDB

@@ -102,112 +102,123 @@ pub mod types {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        self.problem().status
-    }
-
     /// The one mapping from errors to status codes and problem bodies.
     pub fn problem(&self) -> Problem {
-        let problem = |status: StatusCode, kind, title, detail: String| Problem {
+        if self.is_internal() {
+            return internal();
+        }
+        let status = self.status();
+        debug_assert!(status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE);
+        let (kind, title) = self.kind_and_title(status);
+        Problem {
             kind,
             title,
             status,
-            detail,
+            detail: self.detail(),
             instance: None,
             request_id: None,
-            allow: None,
-            retry_after: None,
-        };
-        let blank = |status: StatusCode, detail: String| {
-            problem(
-                status,
-                types::BLANK,
-                status.canonical_reason().unwrap_or("Error"),
-                detail,
-            )
-        };
+            allow: self.allow(),
+            retry_after: self.retry_after(),
+        }
+    }
+
+    /// A failure of ours (a bug, a permanent dependency error): 500, with no detail.
+    fn is_internal(&self) -> bool {
         match self {
-            ApiError::NotFound => blank(
-                StatusCode::NOT_FOUND,
-                "No such resource. The API serves GET /v1/scores/{subject_id}, \
+            ApiError::Dependency(err) => err.retry() == Retry::Permanent,
+            ApiError::Panic(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        if self.is_internal() {
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidSubjectId { .. }
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::DispatchFailed { .. }
+            | ApiError::Contended { .. }
+            | ApiError::Dependency(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Panic(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem type and its title; `about:blank` takes the status's own reason phrase.
+    fn kind_and_title(&self, status: StatusCode) -> (&'static str, &'static str) {
+        match self {
+            ApiError::InvalidSubjectId { .. } => (types::INVALID_SUBJECT_ID, "Invalid subject id"),
+            ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) | ApiError::MalformedJson(_) => {
+                (types::INVALID_REQUEST, "Invalid request")
+            }
+            ApiError::DispatchFailed { .. } => {
+                (types::DISPATCH_FAILED, "Computation not dispatched")
+            }
+            _ => (types::BLANK, status.canonical_reason().unwrap_or("Error")),
+        }
+    }
+
+    /// What happened and what to do, for the caller (never internal names or ARNs).
+    fn detail(&self) -> String {
+        match self {
+            ApiError::NotFound => "No such resource. The API serves GET /v1/scores/{subject_id}, \
                  POST /v1/scores/{subject_id}/refresh and POST /v1/scores/batch-get."
-                    .to_owned(),
-            ),
-            ApiError::MethodNotAllowed { method, allow } => Problem {
-                allow: Some(allow),
-                ..blank(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    format!("{method} is not allowed on this resource; use {allow}."),
-                )
+                .to_owned(),
+            ApiError::MethodNotAllowed { method, allow } => {
+                format!("{method} is not allowed on this resource; use {allow}.")
+            }
+            ApiError::InvalidSubjectId { location, source } => match location {
+                Some(location) => format!("{location}: {source}"),
+                None => source.to_string(),
             },
-            ApiError::InvalidSubjectId { location, source } => problem(
-                StatusCode::BAD_REQUEST,
-                types::INVALID_SUBJECT_ID,
-                "Invalid subject id",
-                match location {
-                    Some(location) => format!("{location}: {source}"),
-                    None => source.to_string(),
-                },
-            ),
-            ApiError::InvalidQuery(detail) | ApiError::InvalidBody(detail) => problem(
-                StatusCode::BAD_REQUEST,
-                types::INVALID_REQUEST,
-                "Invalid request",
-                detail.clone(),
-            ),
-            ApiError::MalformedJson(source) => problem(
-                StatusCode::BAD_REQUEST,
-                types::INVALID_REQUEST,
-                "Invalid request",
-                format!("The body must be a JSON object {{\"subject_ids\": [\"...\"]}}: {source}."),
-            ),
-            ApiError::PayloadTooLarge { size, limit } => blank(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The body is {size} bytes; at most {limit} bytes are accepted."),
-            ),
-            ApiError::UnsupportedMediaType(content_type) => blank(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Type {content_type:?} is not accepted; send application/json."),
-            ),
+            ApiError::InvalidQuery(detail) | ApiError::InvalidBody(detail) => detail.clone(),
+            ApiError::MalformedJson(source) => {
+                format!("The body must be a JSON object {{\"subject_ids\": [\"...\"]}}: {source}.")
+            }
+            ApiError::PayloadTooLarge { size, limit } => {
+                format!("The body is {size} bytes; at most {limit} bytes are accepted.")
+            }
+            ApiError::UnsupportedMediaType(content_type) => {
+                format!("Content-Type {content_type:?} is not accepted; send application/json.")
+            }
             ApiError::DispatchFailed {
                 subject,
                 retry_after,
                 ..
-            } => Problem {
-                retry_after: Some(*retry_after),
-                ..problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    types::DISPATCH_FAILED,
-                    "Computation not dispatched",
-                    format!(
-                        "The computation of {subject} was recorded but could not be started \
-                         yet; ask again after {} seconds and it will be dispatched.",
-                        retry_after.as_secs()
-                    ),
-                )
-            },
-            ApiError::Contended { .. } => Problem {
-                retry_after: Some(DEPENDENCY_RETRY_AFTER),
-                ..blank(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Concurrent requests changed this score while it was being read; \
-                     try again."
-                        .to_owned(),
-                )
-            },
-            ApiError::Dependency(err) => match err.retry() {
-                Retry::Throttled | Retry::Transient => Problem {
-                    retry_after: Some(DEPENDENCY_RETRY_AFTER),
-                    ..blank(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The service is busy or a dependency is briefly unavailable; \
-                         try again shortly."
-                            .to_owned(),
-                    )
-                },
-                Retry::Permanent => internal(),
-            },
-            ApiError::Panic(_) => internal(),
+            } => format!(
+                "The computation of {subject} was recorded but could not be started \
+                 yet; ask again after {} seconds and it will be dispatched.",
+                retry_after.as_secs()
+            ),
+            ApiError::Contended { .. } => "Concurrent requests changed this score while it was \
+                 being read; try again."
+                .to_owned(),
+            ApiError::Dependency(_) => "The service is busy or a dependency is briefly \
+                 unavailable; try again shortly."
+                .to_owned(),
+            ApiError::Panic(_) => String::new(),
+        }
+    }
+
+    fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MethodNotAllowed { allow, .. } => Some(allow),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::DispatchFailed { retry_after, .. } => Some(*retry_after),
+            ApiError::Contended { .. } | ApiError::Dependency(_) => Some(DEPENDENCY_RETRY_AFTER),
+            _ => None,
         }
     }
 }

@@ -225,267 +225,360 @@ pub async fn provision(
     prefix: &str,
     overrides: &HashMap<String, String>,
 ) -> Result<Provisioned, ProvisionError> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let mut p = Provisioner::new(sdk, template, prefix, overrides);
+    p.check_resource_types()?;
+    p.create_tables().await?;
+    p.create_topics().await?;
+    p.create_queues().await?;
+    p.set_redrive_policies().await?;
+    p.create_buckets().await?;
+    p.create_subscriptions().await?;
+    p.describe_functions().await?;
+    Ok(p.out)
+}
 
-    let mut out = Provisioned {
-        prefix: prefix.to_owned(),
-        ..Default::default()
-    };
-    let mut symbols = Symbols::default();
-    for (name, default) in &template.parameters {
-        if let Some(value) = overrides.get(name).cloned().or_else(|| default.clone()) {
-            symbols.parameters.insert(name.clone(), value);
-        }
-    }
-    for (name, value) in [
-        ("AWS::Region", EMULATOR_REGION),
-        ("AWS::AccountId", EMULATOR_ACCOUNT),
-        ("AWS::Partition", "aws"),
-        ("AWS::URLSuffix", "amazonaws.com"),
-        ("AWS::StackName", prefix),
-    ] {
-        symbols.parameters.insert(name.to_owned(), value.to_owned());
-    }
+/// One run of [`provision`]: the clients, what the intrinsic functions resolve to so far, and
+/// what was created.
+struct Provisioner<'a> {
+    template: &'a Template,
+    prefix: &'a str,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
+    symbols: Symbols,
+    out: Provisioned,
+}
 
-    for resource in &template.resources {
-        let known = matches!(
-            resource.kind.as_str(),
-            "AWS::DynamoDB::Table"
-                | "AWS::SNS::Topic"
-                | "AWS::SQS::Queue"
-                | "AWS::SNS::Subscription"
-                | "AWS::S3::Bucket"
-        );
-        if known {
-            continue;
-        }
-        match NOT_EMULATED.iter().find(|(kind, _)| *kind == resource.kind) {
-            Some((_, why)) => {
-                out.not_emulated.insert(resource.logical_id.clone(), why);
-            }
-            None => {
-                return Err(ProvisionError::Unsupported {
-                    logical_id: resource.logical_id.clone(),
-                    kind: resource.kind.clone(),
-                })
+impl<'a> Provisioner<'a> {
+    fn new(
+        sdk: &SdkConfig,
+        template: &'a Template,
+        prefix: &'a str,
+        overrides: &HashMap<String, String>,
+    ) -> Self {
+        let mut symbols = Symbols::default();
+        for (name, default) in &template.parameters {
+            if let Some(value) = overrides.get(name).cloned().or_else(|| default.clone()) {
+                symbols.parameters.insert(name.clone(), value);
             }
         }
-    }
-
-    for resource in template.of_kind("AWS::DynamoDB::Table") {
-        let info = create_table(&dynamodb, &symbols, resource, prefix).await?;
-        let id = &resource.logical_id;
-        symbols.refs.insert(id.clone(), info.name.clone());
-        symbols
-            .attributes
-            .insert(format!("{id}.Arn"), info.arn.clone());
-        if let Some(stream) = &info.stream_arn {
-            symbols
-                .attributes
-                .insert(format!("{id}.StreamArn"), stream.clone());
-        }
-        out.tables.insert(id.clone(), info);
-    }
-
-    for resource in template.of_kind("AWS::SNS::Topic") {
-        let id = &resource.logical_id;
-        let name = format!("{prefix}-{id}");
-        let arn = sns
-            .create_topic()
-            .name(&name)
-            .send()
-            .await
-            .map_err(aws_err(id))?
-            .topic_arn
-            .ok_or_else(|| invalid(id, "no topic ARN returned"))?;
-        symbols.refs.insert(id.clone(), arn.clone());
-        symbols
-            .attributes
-            .insert(format!("{id}.TopicArn"), arn.clone());
-        symbols.attributes.insert(format!("{id}.TopicName"), name);
-        out.topics.insert(id.clone(), arn);
-    }
-
-    // Queues first without redrive (a redrive policy names another queue's ARN), then redrive.
-    for resource in template.of_kind("AWS::SQS::Queue") {
-        let id = &resource.logical_id;
-        let props = symbols.resolve(&resource.properties);
-        let name = format!("{prefix}-{id}");
-        let mut request = sqs.create_queue().queue_name(&name);
-        for (prop, attribute) in [
-            ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
-            (
-                "MessageRetentionPeriod",
-                QueueAttributeName::MessageRetentionPeriod,
-            ),
-            ("DelaySeconds", QueueAttributeName::DelaySeconds),
-            (
-                "ReceiveMessageWaitTimeSeconds",
-                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
-            ),
+        for (name, value) in [
+            ("AWS::Region", EMULATOR_REGION),
+            ("AWS::AccountId", EMULATOR_ACCOUNT),
+            ("AWS::Partition", "aws"),
+            ("AWS::URLSuffix", "amazonaws.com"),
+            ("AWS::StackName", prefix),
         ] {
-            if let Some(value) = text(&props[prop]) {
-                request = request.attributes(attribute, value);
-            }
+            symbols.parameters.insert(name.to_owned(), value.to_owned());
         }
-        let url = request
-            .send()
-            .await
-            .map_err(aws_err(id))?
-            .queue_url
-            .ok_or_else(|| invalid(id, "no queue URL returned"))?;
-        let arn = format!("arn:aws:sqs:{EMULATOR_REGION}:{EMULATOR_ACCOUNT}:{name}");
-        symbols.refs.insert(id.clone(), url.clone());
-        symbols.attributes.insert(format!("{id}.Arn"), arn.clone());
-        symbols
-            .attributes
-            .insert(format!("{id}.QueueUrl"), url.clone());
-        symbols
-            .attributes
-            .insert(format!("{id}.QueueName"), name.clone());
-        let visibility_timeout_seconds = number(&props["VisibilityTimeout"]).unwrap_or(30) as u32;
-        out.queues.insert(
-            id.clone(),
-            QueueInfo {
-                name,
-                url,
-                arn,
-                visibility_timeout_seconds,
-                max_receive_count: None,
-                dead_letter_queue: None,
+        Self {
+            template,
+            prefix,
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::new(sdk),
+            symbols,
+            out: Provisioned {
+                prefix: prefix.to_owned(),
+                ..Default::default()
             },
-        );
-    }
-    for resource in template.of_kind("AWS::SQS::Queue") {
-        let id = &resource.logical_id;
-        let props = symbols.resolve(&resource.properties);
-        let redrive = &props["RedrivePolicy"];
-        if redrive.is_null() {
-            continue;
         }
-        let target = text(&redrive["deadLetterTargetArn"])
-            .ok_or_else(|| invalid(id, "RedrivePolicy without deadLetterTargetArn"))?;
-        let max = number(&redrive["maxReceiveCount"])
-            .ok_or_else(|| invalid(id, "RedrivePolicy without maxReceiveCount"))?;
-        let policy =
-            serde_json::json!({"deadLetterTargetArn": target, "maxReceiveCount": max.to_string()});
-        let queue = out.queues.get_mut(id).expect("created above");
-        sqs.set_queue_attributes()
-            .queue_url(&queue.url)
-            .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
-            .send()
-            .await
-            .map_err(aws_err(id))?;
-        queue.max_receive_count = Some(max as u32);
-        queue.dead_letter_queue = Some(target);
     }
 
-    for resource in template.of_kind("AWS::S3::Bucket") {
-        let id = &resource.logical_id;
-        let props = symbols.resolve(&resource.properties);
-        let name = text(&props["BucketName"])
-            .unwrap_or_else(|| format!("{prefix}-{id}"))
-            .to_ascii_lowercase();
-        s3.create_bucket()
-            .bucket(&name)
-            .send()
-            .await
-            .map_err(aws_err(id))?;
-        symbols.refs.insert(id.clone(), name.clone());
-        symbols
-            .attributes
-            .insert(format!("{id}.Arn"), format!("arn:aws:s3:::{name}"));
-        out.buckets.insert(id.clone(), name.clone());
+    /// Every resource type is created below or deliberately not emulated; anything else is an
+    /// error, so the template and the local system cannot drift apart silently.
+    fn check_resource_types(&mut self) -> Result<(), ProvisionError> {
+        for resource in &self.template.resources {
+            let known = matches!(
+                resource.kind.as_str(),
+                "AWS::DynamoDB::Table"
+                    | "AWS::SNS::Topic"
+                    | "AWS::SQS::Queue"
+                    | "AWS::SNS::Subscription"
+                    | "AWS::S3::Bucket"
+            );
+            if known {
+                continue;
+            }
+            match NOT_EMULATED.iter().find(|(kind, _)| *kind == resource.kind) {
+                Some((_, why)) => {
+                    self.out
+                        .not_emulated
+                        .insert(resource.logical_id.clone(), why);
+                }
+                None => {
+                    return Err(ProvisionError::Unsupported {
+                        logical_id: resource.logical_id.clone(),
+                        kind: resource.kind.clone(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_tables(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::DynamoDB::Table") {
+            let info = create_table(&self.dynamodb, &self.symbols, resource, self.prefix).await?;
+            let id = &resource.logical_id;
+            self.symbols.refs.insert(id.clone(), info.name.clone());
+            self.symbols
+                .attributes
+                .insert(format!("{id}.Arn"), info.arn.clone());
+            if let Some(stream) = &info.stream_arn {
+                self.symbols
+                    .attributes
+                    .insert(format!("{id}.StreamArn"), stream.clone());
+            }
+            self.out.tables.insert(id.clone(), info);
+        }
+        Ok(())
+    }
+
+    async fn create_topics(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::SNS::Topic") {
+            let id = &resource.logical_id;
+            let name = format!("{}-{id}", self.prefix);
+            let arn = self
+                .sns
+                .create_topic()
+                .name(&name)
+                .send()
+                .await
+                .map_err(aws_err(id))?
+                .topic_arn
+                .ok_or_else(|| invalid(id, "no topic ARN returned"))?;
+            self.symbols.refs.insert(id.clone(), arn.clone());
+            self.symbols
+                .attributes
+                .insert(format!("{id}.TopicArn"), arn.clone());
+            self.symbols
+                .attributes
+                .insert(format!("{id}.TopicName"), name);
+            self.out.topics.insert(id.clone(), arn);
+        }
+        Ok(())
+    }
+
+    /// Queues without their redrive policies first: a redrive policy names another queue's ARN.
+    async fn create_queues(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::SQS::Queue") {
+            let id = &resource.logical_id;
+            let props = self.symbols.resolve(&resource.properties);
+            let name = format!("{}-{id}", self.prefix);
+            let mut request = self.sqs.create_queue().queue_name(&name);
+            for (prop, attribute) in [
+                ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+                (
+                    "MessageRetentionPeriod",
+                    QueueAttributeName::MessageRetentionPeriod,
+                ),
+                ("DelaySeconds", QueueAttributeName::DelaySeconds),
+                (
+                    "ReceiveMessageWaitTimeSeconds",
+                    QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+                ),
+            ] {
+                if let Some(value) = text(&props[prop]) {
+                    request = request.attributes(attribute, value);
+                }
+            }
+            let url = request
+                .send()
+                .await
+                .map_err(aws_err(id))?
+                .queue_url
+                .ok_or_else(|| invalid(id, "no queue URL returned"))?;
+            let arn = format!("arn:aws:sqs:{EMULATOR_REGION}:{EMULATOR_ACCOUNT}:{name}");
+            self.symbols.refs.insert(id.clone(), url.clone());
+            for (attribute, value) in [("Arn", &arn), ("QueueUrl", &url), ("QueueName", &name)] {
+                self.symbols
+                    .attributes
+                    .insert(format!("{id}.{attribute}"), value.clone());
+            }
+            let visibility_timeout_seconds =
+                number(&props["VisibilityTimeout"]).unwrap_or(30) as u32;
+            self.out.queues.insert(
+                id.clone(),
+                QueueInfo {
+                    name,
+                    url,
+                    arn,
+                    visibility_timeout_seconds,
+                    max_receive_count: None,
+                    dead_letter_queue: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn set_redrive_policies(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::SQS::Queue") {
+            let id = &resource.logical_id;
+            let props = self.symbols.resolve(&resource.properties);
+            let redrive = &props["RedrivePolicy"];
+            if redrive.is_null() {
+                continue;
+            }
+            let target = text(&redrive["deadLetterTargetArn"])
+                .ok_or_else(|| invalid(id, "RedrivePolicy without deadLetterTargetArn"))?;
+            let max = number(&redrive["maxReceiveCount"])
+                .ok_or_else(|| invalid(id, "RedrivePolicy without maxReceiveCount"))?;
+            let policy = serde_json::json!({"deadLetterTargetArn": target, "maxReceiveCount": max.to_string()});
+            let queue = self.out.queues.get_mut(id).expect("created above");
+            self.sqs
+                .set_queue_attributes()
+                .queue_url(&queue.url)
+                .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+                .send()
+                .await
+                .map_err(aws_err(id))?;
+            queue.max_receive_count = Some(max as u32);
+            queue.dead_letter_queue = Some(target);
+        }
+        Ok(())
+    }
+
+    async fn create_buckets(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::S3::Bucket") {
+            let id = &resource.logical_id;
+            let props = self.symbols.resolve(&resource.properties);
+            let name = text(&props["BucketName"])
+                .unwrap_or_else(|| format!("{}-{id}", self.prefix))
+                .to_ascii_lowercase();
+            self.s3
+                .create_bucket()
+                .bucket(&name)
+                .send()
+                .await
+                .map_err(aws_err(id))?;
+            self.symbols.refs.insert(id.clone(), name.clone());
+            self.symbols
+                .attributes
+                .insert(format!("{id}.Arn"), format!("arn:aws:s3:::{name}"));
+            self.out.buckets.insert(id.clone(), name.clone());
+            self.set_bucket_notifications(id, &name, &props).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_bucket_notifications(
+        &mut self,
+        id: &str,
+        bucket: &str,
+        props: &Json,
+    ) -> Result<(), ProvisionError> {
         let configs = props["NotificationConfiguration"]["QueueConfigurations"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if !configs.is_empty() {
-            let mut notification = NotificationConfiguration::builder();
-            for config in configs {
-                let queue = text(&config["Queue"])
-                    .ok_or_else(|| invalid(id, "queue notification without Queue"))?;
-                let event = text(&config["Event"])
-                    .ok_or_else(|| invalid(id, "queue notification without Event"))?;
-                out.s3_notification_queues.insert(queue.clone());
-                let mut qc = QueueConfiguration::builder()
-                    .queue_arn(queue)
-                    .events(Event::from(event.as_str()));
-                if let Some(rules) = config["Filter"]["S3Key"]["Rules"].as_array() {
-                    let mut key = S3KeyFilter::builder();
-                    for rule in rules {
-                        key = key.filter_rules(
-                            FilterRule::builder()
-                                .name(FilterRuleName::from(
-                                    text(&rule["Name"])
-                                        .unwrap_or_default()
-                                        .to_ascii_lowercase()
-                                        .as_str(),
-                                ))
-                                .value(text(&rule["Value"]).unwrap_or_default())
-                                .build(),
-                        );
-                    }
-                    qc = qc.filter(
-                        NotificationConfigurationFilter::builder()
-                            .key(key.build())
-                            .build(),
-                    );
-                }
-                notification = notification.queue_configurations(qc.build().map_err(aws_err(id))?);
-            }
-            s3.put_bucket_notification_configuration()
-                .bucket(&name)
-                .notification_configuration(notification.build())
-                .send()
-                .await
-                .map_err(aws_err(id))?;
+        if configs.is_empty() {
+            return Ok(());
         }
-    }
-
-    for resource in template.of_kind("AWS::SNS::Subscription") {
-        let id = &resource.logical_id;
-        let props = symbols.resolve(&resource.properties);
-        let mut request = sns
-            .subscribe()
-            .topic_arn(text(&props["TopicArn"]).ok_or_else(|| invalid(id, "no TopicArn"))?)
-            .protocol(text(&props["Protocol"]).ok_or_else(|| invalid(id, "no Protocol"))?)
-            .endpoint(text(&props["Endpoint"]).ok_or_else(|| invalid(id, "no Endpoint"))?)
-            .return_subscription_arn(true);
-        if let Some(raw) = text(&props["RawMessageDelivery"]) {
-            request = request.attributes("RawMessageDelivery", raw);
+        let mut notification = NotificationConfiguration::builder();
+        for config in configs {
+            let queue = text(&config["Queue"])
+                .ok_or_else(|| invalid(id, "queue notification without Queue"))?;
+            self.out.s3_notification_queues.insert(queue.clone());
+            notification =
+                notification.queue_configurations(queue_notification(id, &queue, &config)?);
         }
-        if !props["FilterPolicy"].is_null() {
-            request = request.attributes("FilterPolicy", props["FilterPolicy"].to_string());
-            if let Some(scope) = text(&props["FilterPolicyScope"]) {
-                request = request.attributes("FilterPolicyScope", scope);
-            }
-        }
-        let arn = request
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(notification.build())
             .send()
             .await
-            .map_err(aws_err(id))?
-            .subscription_arn
-            .unwrap_or_default();
-        out.subscriptions.insert(id.clone(), arn);
+            .map_err(aws_err(id))?;
+        Ok(())
     }
 
-    let iam = aws_sdk_iam::Client::new(sdk);
-    for resource in template.of_kind("AWS::Serverless::Function") {
-        let mut info = function_info(template, &symbols, resource)?;
-        let user = format!("{prefix}-{}", resource.logical_id);
-        info.credentials =
-            Some(create_principal(&iam, &resource.logical_id, &user, &info.policy).await?);
-        out.functions.insert(resource.logical_id.clone(), info);
+    async fn create_subscriptions(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::SNS::Subscription") {
+            let id = &resource.logical_id;
+            let props = self.symbols.resolve(&resource.properties);
+            let mut request = self
+                .sns
+                .subscribe()
+                .topic_arn(text(&props["TopicArn"]).ok_or_else(|| invalid(id, "no TopicArn"))?)
+                .protocol(text(&props["Protocol"]).ok_or_else(|| invalid(id, "no Protocol"))?)
+                .endpoint(text(&props["Endpoint"]).ok_or_else(|| invalid(id, "no Endpoint"))?)
+                .return_subscription_arn(true);
+            if let Some(raw) = text(&props["RawMessageDelivery"]) {
+                request = request.attributes("RawMessageDelivery", raw);
+            }
+            if !props["FilterPolicy"].is_null() {
+                request = request.attributes("FilterPolicy", props["FilterPolicy"].to_string());
+                if let Some(scope) = text(&props["FilterPolicyScope"]) {
+                    request = request.attributes("FilterPolicyScope", scope);
+                }
+            }
+            let arn = request
+                .send()
+                .await
+                .map_err(aws_err(id))?
+                .subscription_arn
+                .unwrap_or_default();
+            self.out.subscriptions.insert(id.clone(), arn);
+        }
+        Ok(())
     }
-    Ok(out)
+
+    /// What Lambda would run for each function, and its principal (see [`crate::iam`]).
+    async fn describe_functions(&mut self) -> Result<(), ProvisionError> {
+        for resource in self.template.of_kind("AWS::Serverless::Function") {
+            let mut info = function_info(self.template, &self.symbols, resource)?;
+            let user = format!("{}-{}", self.prefix, resource.logical_id);
+            info.credentials =
+                Some(create_principal(&self.iam, &resource.logical_id, &user, &info.policy).await?);
+            self.out.functions.insert(resource.logical_id.clone(), info);
+        }
+        Ok(())
+    }
+}
+
+/// One queue target of a bucket's notification configuration, with its key filter.
+fn queue_notification(
+    id: &str,
+    queue: &str,
+    config: &Json,
+) -> Result<QueueConfiguration, ProvisionError> {
+    let event =
+        text(&config["Event"]).ok_or_else(|| invalid(id, "queue notification without Event"))?;
+    let mut qc = QueueConfiguration::builder()
+        .queue_arn(queue)
+        .events(Event::from(event.as_str()));
+    if let Some(rules) = config["Filter"]["S3Key"]["Rules"].as_array() {
+        let mut key = S3KeyFilter::builder();
+        for rule in rules {
+            key = key.filter_rules(
+                FilterRule::builder()
+                    .name(FilterRuleName::from(
+                        text(&rule["Name"])
+                            .unwrap_or_default()
+                            .to_ascii_lowercase()
+                            .as_str(),
+                    ))
+                    .value(text(&rule["Value"]).unwrap_or_default())
+                    .build(),
+            );
+        }
+        qc = qc.filter(
+            NotificationConfigurationFilter::builder()
+                .key(key.build())
+                .build(),
+        );
+    }
+    qc.build().map_err(aws_err(id))
 }
 
 async fn create_table(
@@ -593,71 +686,12 @@ fn function_info(
         .or_else(|| number(&globals["Timeout"]))
         .unwrap_or(3) as u64;
     let reserved_concurrency = number(&props["ReservedConcurrentExecutions"]).map(|n| n as u32);
-    let mut events = Vec::new();
-    for (name, event) in props["Events"].as_object().into_iter().flatten() {
-        let p = &event["Properties"];
-        let reports = p["FunctionResponseTypes"]
-            .as_array()
-            .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures"));
-        match event["Type"].as_str().unwrap_or_default() {
-            "SQS" => events.push(EventSource::Sqs {
-                name: name.clone(),
-                queue_arn: text(&p["Queue"])
-                    .ok_or_else(|| invalid(id, format!("event {name} has no Queue")))?,
-                batch_size: number(&p["BatchSize"]).unwrap_or(10) as u32,
-                batching_window_seconds: number(&p["MaximumBatchingWindowInSeconds"]).unwrap_or(0)
-                    as u32,
-                maximum_concurrency: number(&p["ScalingConfig"]["MaximumConcurrency"])
-                    .map(|n| n as u32),
-                report_batch_item_failures: reports,
-            }),
-            "DynamoDB" => {
-                let mut filter_patterns = Vec::new();
-                for filter in p["FilterCriteria"]["Filters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    let pattern = match &filter["Pattern"] {
-                        Json::String(s) => serde_json::from_str(s).map_err(|e| {
-                            invalid(id, format!("event {name}: filter pattern is not JSON: {e}"))
-                        })?,
-                        other => other.clone(),
-                    };
-                    filter_patterns.push(pattern);
-                }
-                events.push(EventSource::DynamoDb {
-                    name: name.clone(),
-                    stream_arn: text(&p["Stream"])
-                        .ok_or_else(|| invalid(id, format!("event {name} has no Stream")))?,
-                    starting_position: text(&p["StartingPosition"])
-                        .unwrap_or_else(|| "TRIM_HORIZON".into()),
-                    batch_size: number(&p["BatchSize"]).unwrap_or(100) as u32,
-                    filter_patterns,
-                    bisect_batch_on_function_error: p["BisectBatchOnFunctionError"]
-                        .as_bool()
-                        .unwrap_or(false),
-                    maximum_retry_attempts: number(&p["MaximumRetryAttempts"]),
-                    maximum_record_age_seconds: number(&p["MaximumRecordAgeInSeconds"]),
-                    on_failure_destination_arn: text(
-                        &p["DestinationConfig"]["OnFailure"]["Destination"],
-                    ),
-                    report_batch_item_failures: reports,
-                });
-            }
-            "HttpApi" => events.push(EventSource::HttpApi {
-                name: name.clone(),
-                method: text(&p["Method"]).unwrap_or_else(|| "ANY".into()),
-                path: text(&p["Path"]).unwrap_or_else(|| "$default".into()),
-            }),
-            other => {
-                return Err(invalid(
-                    id,
-                    format!("event {name} has type {other}, which the local runner does not play"),
-                ))
-            }
-        }
-    }
+    let events = props["Events"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, event)| event_source(id, name, event))
+        .collect::<Result<Vec<_>, _>>()?;
     let policy = function_policy(id, &props["Policies"], &events)?;
     Ok(FunctionInfo {
         logical_id: id.clone(),
@@ -669,6 +703,68 @@ fn function_info(
         policy,
         credentials: None,
     })
+}
+
+/// One `Events` entry of a function, with the settings the local runner plays.
+fn event_source(id: &str, name: &str, event: &Json) -> Result<EventSource, ProvisionError> {
+    let p = &event["Properties"];
+    let reports = p["FunctionResponseTypes"]
+        .as_array()
+        .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures"));
+    Ok(match event["Type"].as_str().unwrap_or_default() {
+        "SQS" => EventSource::Sqs {
+            name: name.to_owned(),
+            queue_arn: text(&p["Queue"])
+                .ok_or_else(|| invalid(id, format!("event {name} has no Queue")))?,
+            batch_size: number(&p["BatchSize"]).unwrap_or(10) as u32,
+            batching_window_seconds: number(&p["MaximumBatchingWindowInSeconds"]).unwrap_or(0)
+                as u32,
+            maximum_concurrency: number(&p["ScalingConfig"]["MaximumConcurrency"])
+                .map(|n| n as u32),
+            report_batch_item_failures: reports,
+        },
+        "DynamoDB" => EventSource::DynamoDb {
+            name: name.to_owned(),
+            stream_arn: text(&p["Stream"])
+                .ok_or_else(|| invalid(id, format!("event {name} has no Stream")))?,
+            starting_position: text(&p["StartingPosition"])
+                .unwrap_or_else(|| "TRIM_HORIZON".into()),
+            batch_size: number(&p["BatchSize"]).unwrap_or(100) as u32,
+            filter_patterns: filter_patterns(id, name, &p["FilterCriteria"])?,
+            bisect_batch_on_function_error: p["BisectBatchOnFunctionError"]
+                .as_bool()
+                .unwrap_or(false),
+            maximum_retry_attempts: number(&p["MaximumRetryAttempts"]),
+            maximum_record_age_seconds: number(&p["MaximumRecordAgeInSeconds"]),
+            on_failure_destination_arn: text(&p["DestinationConfig"]["OnFailure"]["Destination"]),
+            report_batch_item_failures: reports,
+        },
+        "HttpApi" => EventSource::HttpApi {
+            name: name.to_owned(),
+            method: text(&p["Method"]).unwrap_or_else(|| "ANY".into()),
+            path: text(&p["Path"]).unwrap_or_else(|| "$default".into()),
+        },
+        other => {
+            return Err(invalid(
+                id,
+                format!("event {name} has type {other}, which the local runner does not play"),
+            ))
+        }
+    })
+}
+
+/// `FilterCriteria.Filters[].Pattern`, parsed (a pattern is JSON in a string, or inline).
+fn filter_patterns(id: &str, name: &str, criteria: &Json) -> Result<Vec<Json>, ProvisionError> {
+    criteria["Filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|filter| match &filter["Pattern"] {
+            Json::String(s) => serde_json::from_str(s)
+                .map_err(|e| invalid(id, format!("event {name}: filter pattern is not JSON: {e}"))),
+            other => Ok(other.clone()),
+        })
+        .collect()
 }
 
 fn text(value: &Json) -> Option<String> {

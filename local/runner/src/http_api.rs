@@ -236,38 +236,9 @@ fn api_gateway_event(
     route_key: &str,
     path_parameters: &BTreeMap<String, String>,
 ) -> serde_json::Value {
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    let mut cookies: Vec<String> = Vec::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        if name == http::header::COOKIE {
-            cookies.extend(
-                value
-                    .split(';')
-                    .map(|c| c.trim().to_owned())
-                    .filter(|c| !c.is_empty()),
-            );
-            continue;
-        }
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push(',');
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
+    let (headers, cookies) = headers_and_cookies(&parts.headers);
     let raw_query = parts.uri.query().unwrap_or_default().to_owned();
-    let mut query: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in form_urlencoded::parse(raw_query.as_bytes()) {
-        query
-            .entry(k.into_owned())
-            .and_modify(|existing| {
-                existing.push(',');
-                existing.push_str(&v);
-            })
-            .or_insert_with(|| v.into_owned());
-    }
+    let query = query_parameters(&raw_query);
     let (body, is_base64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),
         Err(_) => (aws_smithy_types::base64::encode(body), true),
@@ -276,38 +247,20 @@ fn api_gateway_event(
     let path = percent_encoding::percent_decode_str(parts.uri.path())
         .decode_utf8_lossy()
         .into_owned();
-    let now = chrono::Utc::now();
     let host = headers
         .get("host")
         .cloned()
         .unwrap_or_else(|| "127.0.0.1".into());
-    let request_id = ulid::Ulid::new().to_string();
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": headers,
-        "requestContext": {
-            "accountId": emulator::provision::EMULATOR_ACCOUNT,
-            "apiId": "local",
-            "domainName": host,
-            "domainPrefix": host.split('.').next().unwrap_or_default(),
-            "http": {
-                "method": parts.method.as_str(),
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": peer.ip().to_string(),
-                "userAgent": parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
-            },
-            "requestId": request_id,
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "timeEpoch": now.timestamp_millis(),
-        },
+        "requestContext": request_context(parts, peer, route_key, &path, &host),
         "isBase64Encoded": is_base64,
     });
+    // Optional members are left out when empty, as API Gateway does.
     if !body.is_empty() {
         event["body"] = json!(body);
     }
@@ -321,6 +274,80 @@ fn api_gateway_event(
         event["pathParameters"] = json!(path_parameters);
     }
     event
+}
+
+/// Headers as payload 2.0 has them (repeated ones joined with commas) and the cookies apart.
+fn headers_and_cookies(headers: &http::HeaderMap) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
+    let mut cookies: Vec<String> = Vec::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == http::header::COOKIE {
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
+            continue;
+        }
+        joined
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    (joined, cookies)
+}
+
+/// The decoded query parameters, repeated ones joined with commas.
+fn query_parameters(raw_query: &str) -> BTreeMap<String, String> {
+    let mut query: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(raw_query.as_bytes()) {
+        query
+            .entry(k.into_owned())
+            .and_modify(|existing| {
+                existing.push(',');
+                existing.push_str(&v);
+            })
+            .or_insert_with(|| v.into_owned());
+    }
+    query
+}
+
+fn request_context(
+    parts: &http::request::Parts,
+    peer: SocketAddr,
+    route_key: &str,
+    path: &str,
+    host: &str,
+) -> serde_json::Value {
+    let now = chrono::Utc::now();
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    json!({
+        "accountId": emulator::provision::EMULATOR_ACCOUNT,
+        "apiId": "local",
+        "domainName": host,
+        "domainPrefix": host.split('.').next().unwrap_or_default(),
+        "http": {
+            "method": parts.method.as_str(),
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": peer.ip().to_string(),
+            "userAgent": user_agent,
+        },
+        "requestId": ulid::Ulid::new().to_string(),
+        "routeKey": route_key,
+        "stage": "$default",
+        "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "timeEpoch": now.timestamp_millis(),
+    })
 }
 
 #[cfg(test)]

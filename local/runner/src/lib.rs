@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use emulator::{EventSource, Provisioned, Template};
+use emulator::{EventSource, FunctionInfo, Provisioned, Template};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -114,8 +114,6 @@ impl Runner {
         )
         .await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut stats = Stats::default();
-        let mut tasks = Vec::new();
         let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
         let listener = TcpListener::bind(addr)
             .await
@@ -123,140 +121,23 @@ impl Runner {
         let http_addr = listener
             .local_addr()
             .map_err(|source| RunnerError::Listen { addr, source })?;
-        let mut listener = Some(listener);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-
-        for (id, function) in &resources.functions {
-            let function_stats = Arc::new(stats::FunctionStats::default());
-            stats.0.insert(id.clone(), function_stats.clone());
-            let timeout = Duration::from_secs(function.timeout_seconds);
-            // The function's code runs as its own principal (the template's policy); the
-            // runner's pollers, like Lambda's, use the emulator's administrator.
-            let function_sdk = resources
-                .function_sdk(&sdk, id)
-                .expect("provisioning creates a principal for every function");
-            let handler =
-                functions::by_binary(&function.binary, &resources.function_env(id), &function_sdk)?;
-            let event_error = |event: &str, message: &str| RunnerError::EventSource {
-                function: id.clone(),
-                event: event.to_owned(),
-                message: message.to_owned(),
-            };
-            let mut routes = Vec::new();
-            for event in &function.events {
-                match (event, &handler) {
-                    (EventSource::HttpApi { method, path, .. }, Handler::Http(_)) => {
-                        routes.push(http_api::Route {
-                            method: method.clone(),
-                            path: path.clone(),
-                        })
-                    }
-                    (
-                        EventSource::Sqs {
-                            name,
-                            queue_arn,
-                            batch_size,
-                            batching_window_seconds,
-                            maximum_concurrency,
-                            report_batch_item_failures,
-                        },
-                        Handler::Sqs(handler),
-                    ) => {
-                        let queue = resources
-                            .queue_by_arn(queue_arn)
-                            .ok_or_else(|| event_error(name, "its queue was not provisioned"))?;
-                        let concurrency = maximum_concurrency
-                            .map(|n| n as usize)
-                            .unwrap_or(DEFAULT_LOCAL_SQS_CONCURRENCY)
-                            .min(
-                                function
-                                    .reserved_concurrency
-                                    .map_or(usize::MAX, |n| n as usize),
-                            );
-                        let source = sqs_source::SqsSource {
-                            function: id.clone(),
-                            queue_url: queue.url.clone(),
-                            queue_arn: queue.arn.clone(),
-                            batch_size: *batch_size,
-                            batching_window: Duration::from_secs(u64::from(
-                                *batching_window_seconds,
-                            )),
-                            concurrency,
-                            report_batch_item_failures: *report_batch_item_failures,
-                            timeout,
-                            rewrite: resources
-                                .s3_notification_queues
-                                .contains(queue_arn)
-                                .then_some(
-                                    emulator::s3_events::to_lambda_shape as sqs_source::BodyRewrite,
-                                ),
-                        };
-                        tasks.push(tokio::spawn(source.run(
-                            sqs.clone(),
-                            handler.clone(),
-                            function_stats.clone(),
-                            shutdown_rx.clone(),
-                        )));
-                    }
-                    (EventSource::DynamoDb { name, .. }, Handler::Stream(handler)) => {
-                        let source =
-                            stream_source::StreamSource::from_event(id, event, timeout, &resources)
-                                .ok_or_else(|| event_error(name, "not a stream source"))?;
-                        tasks.push(tokio::spawn(source.run(
-                            sdk.clone(),
-                            handler.clone(),
-                            function_stats.clone(),
-                            shutdown_rx.clone(),
-                        )));
-                    }
-                    (other, _) => {
-                        let name = match other {
-                            EventSource::HttpApi { name, .. }
-                            | EventSource::Sqs { name, .. }
-                            | EventSource::DynamoDb { name, .. } => name,
-                        };
-                        return Err(event_error(
-                            name,
-                            "its type does not fit the function's handler",
-                        ));
-                    }
-                }
-            }
-            if let (false, Handler::Http(handler)) = (routes.is_empty(), &handler) {
-                let listener = listener.take().ok_or_else(|| {
-                    event_error(
-                        "HttpApi",
-                        "only one function can serve the HTTP API locally",
-                    )
-                })?;
-                let api = http_api::HttpApi {
-                    function: id.clone(),
-                    routes,
-                    timeout,
-                };
-                tasks.push(tokio::spawn(api.serve(
-                    listener,
-                    handler.clone(),
-                    function_stats.clone(),
-                    shutdown_rx.clone(),
-                )));
-            }
-        }
-        let score_events_tail = match (
-            options.tail_score_events,
-            resources.topics.get("ScoreEventsTopic"),
-        ) {
-            (true, Some(topic)) => {
-                let url = emulator::subscribe_queue(&sdk, &options.prefix, topic, None).await;
-                tasks.push(tokio::spawn(tail_events(
-                    sqs.clone(),
-                    url.clone(),
-                    shutdown_rx.clone(),
-                )));
-                Some(url)
-            }
-            _ => None,
+        let mut startup = Startup {
+            sdk: &sdk,
+            resources: &resources,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            shutdown: shutdown_rx,
+            listener: Some(listener),
+            stats: Stats::default(),
+            tasks: Vec::new(),
         };
+        for (id, function) in &resources.functions {
+            startup.play(id, function)?;
+        }
+        let score_events_tail = match options.tail_score_events {
+            true => startup.tail_score_events(&options.prefix).await,
+            false => None,
+        };
+        let Startup { stats, tasks, .. } = startup;
         tracing::info!(prefix = %options.prefix, http = %http_addr, "local runner started");
         Ok(Self {
             resources,
@@ -284,6 +165,179 @@ impl Runner {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+/// What [`Runner::start`] sets going: one task per event source and the HTTP API.
+struct Startup<'a> {
+    sdk: &'a SdkConfig,
+    resources: &'a Provisioned,
+    sqs: aws_sdk_sqs::Client,
+    shutdown: watch::Receiver<bool>,
+    /// Taken by the function that serves the HTTP API (there can be one).
+    listener: Option<TcpListener>,
+    stats: Stats,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Startup<'_> {
+    /// Builds the function's handler as its binary does, and plays each of its event sources.
+    fn play(&mut self, id: &str, function: &FunctionInfo) -> Result<(), RunnerError> {
+        let stats = Arc::new(stats::FunctionStats::default());
+        self.stats.0.insert(id.to_owned(), stats.clone());
+        // The function's code runs as its own principal (the template's policy); the runner's
+        // pollers, like Lambda's, use the emulator's administrator.
+        let function_sdk = self
+            .resources
+            .function_sdk(self.sdk, id)
+            .expect("provisioning creates a principal for every function");
+        let handler = functions::by_binary(
+            &function.binary,
+            &self.resources.function_env(id),
+            &function_sdk,
+        )?;
+        let mut routes = Vec::new();
+        for event in &function.events {
+            match (event, &handler) {
+                (EventSource::HttpApi { method, path, .. }, Handler::Http(_)) => {
+                    routes.push(http_api::Route {
+                        method: method.clone(),
+                        path: path.clone(),
+                    })
+                }
+                (EventSource::Sqs { .. }, Handler::Sqs(handler)) => {
+                    let source = self.sqs_source(id, function, event)?;
+                    let task = source.run(
+                        self.sqs.clone(),
+                        handler.clone(),
+                        stats.clone(),
+                        self.shutdown.clone(),
+                    );
+                    self.tasks.push(tokio::spawn(task));
+                }
+                (EventSource::DynamoDb { .. }, Handler::Stream(handler)) => {
+                    let timeout = Duration::from_secs(function.timeout_seconds);
+                    let source =
+                        stream_source::StreamSource::from_event(id, event, timeout, self.resources)
+                            .ok_or_else(|| event_error(id, event, "not a stream source"))?;
+                    let task = source.run(
+                        self.sdk.clone(),
+                        handler.clone(),
+                        stats.clone(),
+                        self.shutdown.clone(),
+                    );
+                    self.tasks.push(tokio::spawn(task));
+                }
+                (other, _) => {
+                    return Err(event_error(
+                        id,
+                        other,
+                        "its type does not fit the function's handler",
+                    ))
+                }
+            }
+        }
+        if let (false, Handler::Http(handler)) = (routes.is_empty(), &handler) {
+            self.serve_http(id, function, routes, handler, stats)?;
+        }
+        Ok(())
+    }
+
+    /// An SQS event source mapping with the template's settings.
+    fn sqs_source(
+        &self,
+        id: &str,
+        function: &FunctionInfo,
+        event: &EventSource,
+    ) -> Result<sqs_source::SqsSource, RunnerError> {
+        let EventSource::Sqs {
+            queue_arn,
+            batch_size,
+            batching_window_seconds,
+            maximum_concurrency,
+            report_batch_item_failures,
+            ..
+        } = event
+        else {
+            return Err(event_error(id, event, "not an SQS source"));
+        };
+        let queue = self
+            .resources
+            .queue_by_arn(queue_arn)
+            .ok_or_else(|| event_error(id, event, "its queue was not provisioned"))?;
+        // Like Lambda: the mapping's MaximumConcurrency, never above the reserved concurrency.
+        let concurrency = maximum_concurrency
+            .map(|n| n as usize)
+            .unwrap_or(DEFAULT_LOCAL_SQS_CONCURRENCY)
+            .min(
+                function
+                    .reserved_concurrency
+                    .map_or(usize::MAX, |n| n as usize),
+            );
+        Ok(sqs_source::SqsSource {
+            function: id.to_owned(),
+            queue_url: queue.url.clone(),
+            queue_arn: queue.arn.clone(),
+            batch_size: *batch_size,
+            batching_window: Duration::from_secs(u64::from(*batching_window_seconds)),
+            concurrency,
+            report_batch_item_failures: *report_batch_item_failures,
+            timeout: Duration::from_secs(function.timeout_seconds),
+            rewrite: self
+                .resources
+                .s3_notification_queues
+                .contains(queue_arn)
+                .then_some(emulator::s3_events::to_lambda_shape as sqs_source::BodyRewrite),
+        })
+    }
+
+    fn serve_http(
+        &mut self,
+        id: &str,
+        function: &FunctionInfo,
+        routes: Vec<http_api::Route>,
+        handler: &http_api::HttpHandler,
+        stats: Arc<stats::FunctionStats>,
+    ) -> Result<(), RunnerError> {
+        let listener = self
+            .listener
+            .take()
+            .ok_or_else(|| RunnerError::EventSource {
+                function: id.to_owned(),
+                event: "HttpApi".to_owned(),
+                message: "only one function can serve the HTTP API locally".to_owned(),
+            })?;
+        let api = http_api::HttpApi {
+            function: id.to_owned(),
+            routes,
+            timeout: Duration::from_secs(function.timeout_seconds),
+        };
+        let task = api.serve(listener, handler.clone(), stats, self.shutdown.clone());
+        self.tasks.push(tokio::spawn(task));
+        Ok(())
+    }
+
+    /// A queue subscribed to ScoreEventsTopic whose messages are logged (`make dev` shows every
+    /// completion event).
+    async fn tail_score_events(&mut self, prefix: &str) -> Option<String> {
+        let topic = self.resources.topics.get("ScoreEventsTopic")?;
+        let url = emulator::subscribe_queue(self.sdk, prefix, topic, None).await;
+        let task = tail_events(self.sqs.clone(), url.clone(), self.shutdown.clone());
+        self.tasks.push(tokio::spawn(task));
+        Some(url)
+    }
+}
+
+fn event_error(function: &str, event: &EventSource, message: &str) -> RunnerError {
+    let name = match event {
+        EventSource::HttpApi { name, .. }
+        | EventSource::Sqs { name, .. }
+        | EventSource::DynamoDb { name, .. } => name,
+    };
+    RunnerError::EventSource {
+        function: function.to_owned(),
+        event: name.clone(),
+        message: message.to_owned(),
     }
 }
 
