@@ -3,7 +3,7 @@
 //! - [`Model`]: what compute needs from a model (a team plugs in its own by implementing it).
 //! - [`LogisticModel`]: the shipped logistic regression, read from a JSON artifact
 //!   (format `logistic-regression/v1`, see docs/MODEL.md). The default artifact,
-//!   `shared/models/fraud-lr-1.json`, is embedded in the binary ([`LogisticModel::embedded`]).
+//!   `functions/compute/models/fraud-lr-1.json`, is embedded in the binary ([`LogisticModel::embedded`]).
 //! - [`ModelStore`]: which model scores right now: a fixed one (the embedded default), or an S3
 //!   artifact (`MODEL_URI`) loaded once, cached with a jittered TTL and swapped atomically.
 
@@ -181,7 +181,7 @@ impl LogisticModel {
         Ok(Self { artifact, version })
     }
 
-    /// The default model embedded in the binary (`shared/models/fraud-lr-1.json`).
+    /// The default model embedded in the binary (`functions/compute/models/fraud-lr-1.json`).
     pub fn embedded() -> Self {
         Self::from_json(EMBEDDED_MODEL_JSON.as_bytes()).expect("the embedded model is valid")
     }

@@ -1,4 +1,4 @@
-//! Golden tests: fixed datasets pinned to the documented model (shared/models/fraud-lr-1.json,
+//! Golden tests: fixed datasets pinned to the documented model (functions/compute/models/fraud-lr-1.json,
 //! docs/MODEL.md). The pinned scores were computed independently of this code, from the formula
 //! in docs/MODEL.md; a change to the features or the model that moves them is a model change
 //! and needs a new model version.
