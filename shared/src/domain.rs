@@ -401,7 +401,10 @@ mod tests {
         assert_eq!(dynamodb_number(f64::NEG_INFINITY), -DYNAMODB_MAX_NUMBER);
         assert_eq!(dynamodb_number(f64::MIN_POSITIVE), 0.0);
         assert_eq!(dynamodb_number(f64::NAN), 0.0);
-        assert!(DYNAMODB_MAX_NUMBER.to_string().len() <= 126, "{DYNAMODB_MAX_NUMBER}");
+        assert!(
+            DYNAMODB_MAX_NUMBER.to_string().len() <= 126,
+            "{DYNAMODB_MAX_NUMBER}"
+        );
     }
 
     #[test]
