@@ -295,20 +295,21 @@ pub fn openapi() -> &'static OpenApi {
 }
 
 pub struct OpenApi {
-    pub doc: serde_yaml::Value,
+    pub doc: serde_norway::Value,
 }
 
 impl OpenApi {
     fn load() -> Self {
         let path = crate_dir().join("../../docs/openapi.yaml");
         let text = std::fs::read_to_string(&path).expect("docs/openapi.yaml exists");
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("docs/openapi.yaml parses");
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&text).expect("docs/openapi.yaml parses");
         assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
         Self { doc }
     }
 
     /// Follows a local `$ref` (`#/components/...`), once or more.
-    pub fn resolve<'a>(&'a self, mut node: &'a serde_yaml::Value) -> &'a serde_yaml::Value {
+    pub fn resolve<'a>(&'a self, mut node: &'a serde_norway::Value) -> &'a serde_norway::Value {
         while let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
             let pointer = reference.strip_prefix('#').expect("local refs only");
             node = pointer.split('/').skip(1).fold(&self.doc, |n, key| &n[key]);
@@ -351,7 +352,7 @@ impl OpenApi {
         template: &str,
         method: &str,
         status: u16,
-    ) -> Option<&serde_yaml::Value> {
+    ) -> Option<&serde_norway::Value> {
         let node = &self.doc["paths"][template][method.to_ascii_lowercase()]["responses"]
             [status.to_string().as_str()];
         (!node.is_null()).then(|| self.resolve(node))
@@ -432,7 +433,7 @@ impl OpenApi {
     /// A small JSON Schema check (the keywords docs/openapi.yaml uses): `$ref`, `type`, `enum`,
     /// `required`, `properties` (no undocumented members unless `additionalProperties`),
     /// `items`, `minimum`/`maximum`.
-    pub fn validate(&self, value: &serde_json::Value, schema: &serde_yaml::Value, at: &str) {
+    pub fn validate(&self, value: &serde_json::Value, schema: &serde_norway::Value, at: &str) {
         let schema = self.resolve(schema);
         if let Some(kind) = schema["type"].as_str() {
             let ok = match kind {

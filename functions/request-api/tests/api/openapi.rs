@@ -32,15 +32,15 @@ fn every_route_is_documented_and_every_documented_operation_is_served() {
 #[test]
 fn every_reference_resolves() {
     let doc = openapi();
-    fn walk(doc: &OpenApi, node: &serde_yaml::Value) {
+    fn walk(doc: &OpenApi, node: &serde_norway::Value) {
         match node {
-            serde_yaml::Value::Mapping(map) => {
+            serde_norway::Value::Mapping(map) => {
                 if node.get("$ref").is_some() {
                     doc.resolve(node);
                 }
                 map.values().for_each(|v| walk(doc, v));
             }
-            serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| walk(doc, v)),
+            serde_norway::Value::Sequence(items) => items.iter().for_each(|v| walk(doc, v)),
             _ => {}
         }
     }
