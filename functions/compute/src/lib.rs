@@ -20,11 +20,10 @@
 //! for the final conditional write, so the function is never killed mid-write. Every status
 //! change is a conditional write in [`ScoreStore`], so duplicates and races are harmless.
 //!
-//! Other pieces: [`source`] (the [`FeatureSource`] port and the catalog + S3 adapter),
-//! [`datagen`] (seeded demo and test data), the model in [`shared::model`] and the features in
-//! [`shared::features`].
+//! Other pieces: [`source`] (the [`FeatureSource`] port and the catalog + S3 adapter), the
+//! model in [`shared::model`] and the features in [`shared::features`]. Seeded demo and test
+//! data come from the `datagen` dev crate (local/datagen).
 
-pub mod datagen;
 pub mod error;
 pub mod source;
 

@@ -1,8 +1,8 @@
 //! `datagen::seed` (what `make dev` uses) puts data where compute finds it: against the emulator.
 
 use chrono::Utc;
-use compute::datagen::{self, Profile};
 use compute::{handle, Deps};
+use datagen::Profile;
 use emulator::TestEnv;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::domain::{Band, RequestReason, ScoreStatus};

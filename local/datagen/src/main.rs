@@ -1,4 +1,4 @@
-//! Generates demo transaction data (see `compute::datagen`).
+//! Generates demo transaction data (see the `datagen` library).
 //!
 //! ```text
 //! datagen --subjects N [--seed S] --out DIR
@@ -9,8 +9,6 @@
 //! `AWS_ENDPOINT_URL` for the local emulator). Prints one line per subject.
 
 use std::path::PathBuf;
-
-use compute::datagen;
 
 const USAGE: &str =
     "usage: datagen --subjects N [--seed S] (--out DIR | --bucket BUCKET --catalog-table TABLE)";
