@@ -20,12 +20,9 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// An event of `events/request-api/` as JSON.
+/// `events/request-api/<name>.json` as JSON.
 pub fn event(name: &str) -> Value {
-    let path = crate_dir().join("../../events/request-api").join(name);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("events are JSON")
+    emulator::fixtures::load("request-api", name)
 }
 
 /// Turns an API Gateway HTTP API (v2) event into the request lambda_http hands the handler.
@@ -35,7 +32,7 @@ pub fn request(event: &Value) -> Request {
 
 /// An event like `get-score.json` for another method, path, query and body.
 pub fn event_for(method: &str, raw_path: &str, query: &str, body: Option<&str>) -> Value {
-    let mut e = event("get-score.json");
+    let mut e = event("get-score");
     e["rawPath"] = raw_path.into();
     e["rawQueryString"] = query.into();
     e["routeKey"] = "$default".into();
