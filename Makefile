@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: dev test smoke lint fmt clippy lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: dev test smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
 
 ## make dev: the emulator, the local runner (HTTP API on 127.0.0.1:$(PORT)), demo data.
 dev:
@@ -30,14 +30,20 @@ smoke:
 	fi
 	$(CARGO) run -p deferred-smoke -- --api-url "$(API_URL)" $(SMOKE_ARGS)
 
-## make lint: formatting, clippy, and the SAM template (sam validate --lint, sam validate, cfn-lint).
-lint: fmt clippy lint-template
+## make lint: formatting, clippy, unused dependencies (cargo-machete), and the SAM template
+## (sam validate --lint, sam validate, cfn-lint).
+lint: fmt clippy machete lint-template
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## make machete: fails on a dependency no code uses (cargo-machete, pinned and installed into
+## .venv/cargo by the script), or a [workspace.dependencies] entry no crate takes.
+machete:
+	@scripts/machete.sh
 
 lint-template:
 	@scripts/lint-template.sh

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use compute::datagen::{self, Profile, SubjectSpec};
+use datagen::{Profile, SubjectSpec};
 use e2e_tests::System;
 use shared::domain::SubjectId;
 

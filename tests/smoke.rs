@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use compute::datagen::{self, Profile, SubjectSpec};
+use datagen::{Profile, SubjectSpec};
 use deferred_smoke::{Auth, Signer, SmokeOptions, SmokeReport};
 use e2e_tests::System;
 use shared::domain::SubjectId;

@@ -35,14 +35,6 @@ pub enum Error {
     /// A blocking task (feature extraction, scoring) panicked or was cancelled.
     #[error("a blocking task did not finish")]
     Task(#[from] tokio::task::JoinError),
-
-    /// Local files (the data generator).
-    #[error("I/O on {path}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl Error {
@@ -51,7 +43,7 @@ impl Error {
         match self {
             Error::Shared(e) => e.is_retryable(),
             Error::Read { .. } => true,
-            Error::Corrupt { .. } | Error::Task(_) | Error::Io { .. } | Error::Model(_) => false,
+            Error::Corrupt { .. } | Error::Task(_) | Error::Model(_) => false,
         }
     }
 

@@ -22,11 +22,10 @@
 //!
 //! Other pieces: [`config`] (the function's variables), [`source`] (the [`FeatureSource`] port
 //! and the catalog + S3 adapter), [`features`] (extraction), [`model`] (the [`model::Model`] port,
-//! the shipped logistic model and the [`model::ModelStore`]), [`datagen`] (seeded demo and test
-//! data).
+//! the shipped logistic model and the [`model::ModelStore`]). Seeded demo and test data come from
+//! the `datagen` dev crate (local/datagen).
 
 pub mod config;
-pub mod datagen;
 pub mod error;
 pub mod features;
 pub mod model;

@@ -33,12 +33,8 @@ const TYPICAL_SCORE: f64 = 0.042_834_387_895_617_304;
 const RISKY_SCORE: f64 = 0.999_990_038_228_955_4;
 
 fn fixture(name: &str) -> SqsEvent {
-    let path = format!(
-        "{}/../../events/compute/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    serde_json::from_value(emulator::fixtures::load("compute", name))
+        .unwrap_or_else(|e| panic!("events/compute/{name}.json: {e}"))
 }
 
 /// Points message `index` of `event` at this test's subject and job.

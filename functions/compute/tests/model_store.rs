@@ -155,7 +155,7 @@ async fn the_handler_scores_with_the_configured_s3_model() {
         None,
     );
     let mut event: aws_lambda_events::event::sqs::SqsEvent =
-        serde_json::from_str(include_str!("../../../events/compute/single.json")).unwrap();
+        serde_json::from_value(emulator::fixtures::load("compute", "single")).unwrap();
     event.records[0].body = Some(serde_json::to_string(&body).unwrap());
 
     // Act

@@ -1,8 +1,8 @@
 //! `datagen::seed` (what `make dev` uses) puts data where compute finds it: against the emulator.
 
 use chrono::Utc;
-use compute::datagen::{self, Profile};
 use compute::{handle, Deps};
+use datagen::Profile;
 use emulator::TestEnv;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::domain::{Band, RequestReason, ScoreStatus};
@@ -33,7 +33,7 @@ async fn seeded_subjects_are_scored_and_risky_profiles_stand_out() {
     assert!(seeded.iter().all(|s| s.objects == 2 && s.bytes > 0));
 
     let mut event: aws_lambda_events::event::sqs::SqsEvent =
-        serde_json::from_str(include_str!("../../../events/compute/single.json")).unwrap();
+        serde_json::from_value(emulator::fixtures::load("compute", "single")).unwrap();
     let template = event.records.remove(0);
     for spec in &specs {
         let StartOutcome::Started(job) = env

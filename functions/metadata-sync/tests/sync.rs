@@ -52,11 +52,9 @@ fn bucket(env: &TestEnv) -> String {
 
 /// A payload of `events/metadata-sync/`, for this test's bucket.
 fn event_file(name: &str, bucket: &str) -> SqsEvent {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events/metadata-sync")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text.replace(EVENTS_BUCKET, bucket)).expect("a Lambda SQS event")
+    let text = emulator::fixtures::text("metadata-sync", name).replace(EVENTS_BUCKET, bucket);
+    serde_json::from_value(emulator::fixtures::parse("metadata-sync", name, &text))
+        .expect("a Lambda SQS event")
 }
 
 fn lambda(payload: SqsEvent) -> LambdaEvent<SqsEvent> {
@@ -71,7 +69,7 @@ fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
 
 /// create.json's message with another id, key (S3-encoded here) and sequencer.
 fn created_message(bucket: &str, id: &str, key: &str, sequencer: &str) -> SqsMessage {
-    let mut message = event_file("create.json", bucket).records.remove(0);
+    let mut message = event_file("create", bucket).records.remove(0);
     let mut body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
     let object = &mut body["Records"][0]["s3"]["object"];
     let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
@@ -211,7 +209,7 @@ async fn create_records_the_objects_metadata() {
     let deps = deps(&env);
 
     // Act
-    let response = handle(lambda(event_file("create.json", &bucket(&env))), &deps)
+    let response = handle(lambda(event_file("create", &bucket(&env))), &deps)
         .await
         .unwrap();
 
@@ -243,7 +241,7 @@ async fn delete_leaves_a_tombstone_that_readers_skip() {
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
     let deps = deps(&env);
-    handle(lambda(event_file("create.json", &bucket(&env))), &deps)
+    handle(lambda(event_file("create", &bucket(&env))), &deps)
         .await
         .unwrap();
     env.s3()
@@ -256,7 +254,7 @@ async fn delete_leaves_a_tombstone_that_readers_skip() {
     let before = Utc::now().timestamp();
 
     // Act
-    let response = handle(lambda(event_file("delete.json", &bucket(&env))), &deps)
+    let response = handle(lambda(event_file("delete", &bucket(&env))), &deps)
         .await
         .unwrap();
 
@@ -297,7 +295,7 @@ async fn delete_delivered_before_its_create_in_one_batch_leaves_the_item_absent(
     let env = TestEnv::new().await;
     put(&env, REFUNDS, "{}\n").await;
     let deps = deps(&env);
-    let event = event_file("out-of-order.json", &bucket(&env));
+    let event = event_file("out-of-order", &bucket(&env));
 
     // Act
     let report = sync_batch(&event.records, &deps, Utc::now()).await;
@@ -318,7 +316,7 @@ async fn delete_delivered_before_its_create_in_two_batches_leaves_the_item_absen
     let env = TestEnv::new().await;
     put(&env, REFUNDS, "{}\n").await;
     let deps = deps(&env);
-    let mut event = event_file("out-of-order.json", &bucket(&env));
+    let mut event = event_file("out-of-order", &bucket(&env));
     let create = event.records.pop().unwrap();
     let delete = event.records.pop().unwrap();
 
@@ -339,7 +337,7 @@ async fn duplicate_delivery_leaves_one_unchanged_item() {
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
     let deps = deps(&env);
-    let create = event_file("create.json", &bucket(&env)).records.remove(0);
+    let create = event_file("create", &bucket(&env)).records.remove(0);
     handle(lambda(batch(vec![create.clone()])), &deps)
         .await
         .unwrap();
@@ -371,17 +369,17 @@ async fn overwrite_wins_and_a_late_older_create_does_not_undo_it() {
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{}\n").await;
     let deps = deps(&env);
-    handle(lambda(event_file("create.json", &bucket(&env))), &deps)
+    handle(lambda(event_file("create", &bucket(&env))), &deps)
         .await
         .unwrap();
     put(&env, ORDERS, "{\"a\":1}\n{\"a\":2}\n").await;
 
     // Act
-    let overwrite = handle(lambda(event_file("overwrite.json", &bucket(&env))), &deps)
+    let overwrite = handle(lambda(event_file("overwrite", &bucket(&env))), &deps)
         .await
         .unwrap();
     let late = sync_batch(
-        &event_file("create.json", &bucket(&env)).records,
+        &event_file("create", &bucket(&env)).records,
         &deps,
         Utc::now(),
     )
@@ -405,7 +403,7 @@ async fn special_keys_round_trip_exactly() {
     let deps = deps(&env);
 
     // Act
-    let response = handle(lambda(event_file("special-key.json", &bucket(&env))), &deps)
+    let response = handle(lambda(event_file("special-key", &bucket(&env))), &deps)
         .await
         .unwrap();
 
@@ -484,7 +482,7 @@ async fn new_data_marks_the_subjects_score_stale_once_per_batch() {
         put(&env, key, "{}\n").await;
     }
     put(&env, "datasets/shop-7/a.ndjson", "{}\n").await; // no score record
-    let mut messages = event_file("special-key.json", &bucket(&env)).records;
+    let mut messages = event_file("special-key", &bucket(&env)).records;
     messages.push(created_message(
         &bucket(&env),
         "shop-7",
@@ -521,8 +519,8 @@ async fn a_poison_record_fails_only_its_own_message() {
     let env = TestEnv::new().await;
     let bucket = bucket(&env);
     put(&env, ORDERS, "{}\n").await;
-    let good = event_file("create.json", &bucket).records.remove(0);
-    let test_event = event_file("test-event.json", &bucket).records.remove(0);
+    let good = event_file("create", &bucket).records.remove(0);
+    let test_event = event_file("test-event", &bucket).records.remove(0);
     let not_json = message_with_body("not-json", "this is not an S3 event");
     let bad_key = created_message(&bucket, "bad-key", "x", "0002");
     let bad_key = {
@@ -580,8 +578,8 @@ async fn a_head_object_failure_fails_only_its_own_message() {
         s3: unreachable,
         ..deps(&env)
     };
-    let create = event_file("create.json", &bucket).records.remove(0);
-    let delete = event_file("out-of-order.json", &bucket).records.remove(0);
+    let create = event_file("create", &bucket).records.remove(0);
+    let delete = event_file("out-of-order", &bucket).records.remove(0);
     let failing_id = create.message_id.clone().unwrap();
 
     // Act
@@ -607,9 +605,9 @@ async fn a_catalog_failure_fails_only_the_messages_with_catalog_changes() {
         ),
         ..deps(&env)
     };
-    let mut messages = event_file("test-event.json", &bucket).records;
-    messages.extend(event_file("create.json", &bucket).records);
-    messages.extend(event_file("out-of-order.json", &bucket).records);
+    let mut messages = event_file("test-event", &bucket).records;
+    messages.extend(event_file("create", &bucket).records);
+    messages.extend(event_file("out-of-order", &bucket).records);
     let ids: Vec<String> = messages
         .iter()
         .map(|m| m.message_id.clone().unwrap())

@@ -30,45 +30,11 @@ const SCORE_FAILED: EventType = EventType::ScoreFailed;
 use shared::publisher::{BatchFailure, OutgoingMessage, Publisher};
 use shared::score_store::{ClaimOutcome, StartMode, StartOutcome};
 
-const PAYLOADS: &[(&str, &str)] = &[
-    (
-        "completed",
-        include_str!("../../../events/notifier/completed.json"),
-    ),
-    (
-        "failed",
-        include_str!("../../../events/notifier/failed.json"),
-    ),
-    (
-        "rewritten-done",
-        include_str!("../../../events/notifier/rewritten-done.json"),
-    ),
-    (
-        "ttl-remove",
-        include_str!("../../../events/notifier/ttl-remove.json"),
-    ),
-    (
-        "stale-flip",
-        include_str!("../../../events/notifier/stale-flip.json"),
-    ),
-    (
-        "undecodable",
-        include_str!("../../../events/notifier/undecodable.json"),
-    ),
-    (
-        "mixed-batch",
-        include_str!("../../../events/notifier/mixed-batch.json"),
-    ),
-];
-
+/// `events/notifier/<name>.json`, as JSON and as the stream event.
 fn payload(name: &str) -> (Value, Event) {
-    let text = PAYLOADS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no payload {name}"))
-        .1;
-    let raw: Value = serde_json::from_str(text).expect("payload is JSON");
-    let event: Event = serde_json::from_str(text).expect("payload is a DynamoDB stream event");
+    let raw = emulator::fixtures::load("notifier", name);
+    let event: Event =
+        serde_json::from_value(raw.clone()).expect("payload is a DynamoDB stream event");
     (raw, event)
 }
 

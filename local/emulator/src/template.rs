@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -15,7 +15,7 @@ pub enum TemplateError {
         source: std::io::Error,
     },
     #[error("template is not valid YAML")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
     #[error("template: {0}")]
     Shape(String),
 }
@@ -46,7 +46,7 @@ impl Template {
     }
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let doc: Yaml = serde_yaml::from_str(text)?;
+        let doc: Yaml = serde_norway::from_str(text)?;
         let mut parameters = BTreeMap::new();
         if let Some(Yaml::Mapping(params)) = doc.get("Parameters") {
             for (name, spec) in params {
@@ -110,7 +110,7 @@ fn scalar_text(value: &Yaml) -> String {
         Yaml::String(s) => s.clone(),
         Yaml::Number(n) => n.to_string(),
         Yaml::Bool(b) => b.to_string(),
-        other => serde_yaml::to_string(other)
+        other => serde_norway::to_string(other)
             .unwrap_or_default()
             .trim()
             .to_owned(),

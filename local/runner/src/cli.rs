@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use clap::Parser;
+
 use crate::Runner;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -12,62 +14,64 @@ pub struct Options {
     pub parameter_overrides: HashMap<String, String>,
 }
 
-pub const USAGE: &str =
-    "usage: local-runner [--port N] [--prefix NAME] [--seed-demo] [--param Name=Value]...
-  --port N           HTTP API port (default: $PORT, else 3000; 0 picks a free one)
-  --prefix NAME      names the emulated resources (default: deferred)
-  --seed-demo        upload demo datasets (generated, seeded) to the data bucket
-  --param Name=Value override a template.yaml Parameter (as sam deploy --parameter-overrides)
-The emulator endpoint comes from AWS_ENDPOINT_URL (scripts/moto.sh env prints it).";
+/// The local runner: API Gateway and every event source mapping of template.yaml, played over
+/// the local AWS emulator.
+#[derive(Debug, Parser)]
+#[command(name = "local-runner")]
+#[command(
+    after_help = "The emulator endpoint comes from AWS_ENDPOINT_URL (scripts/moto.sh env prints it)."
+)]
+struct Args {
+    /// HTTP API port (default: $PORT, else 3000; 0 picks a free one)
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// Names the emulated resources (lowercased)
+    #[arg(long, value_name = "NAME", default_value = "deferred")]
+    prefix: String,
+    /// Upload demo datasets (generated, seeded) to the data bucket
+    #[arg(long)]
+    seed_demo: bool,
+    /// Override a template.yaml Parameter (as sam deploy --parameter-overrides); repeatable
+    #[arg(long = "param", value_name = "Name=Value", value_parser = name_value)]
+    params: Vec<(String, String)>,
+}
+
+fn name_value(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("wants Name=Value, got {pair:?}"))
+}
 
 impl Options {
-    pub fn from_env_and_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+    /// The options of this process (`$PORT` and the command line). On a usage error this prints
+    /// the usage and exits with status 2; `--help` prints the help and exits 0.
+    pub fn from_env() -> Self {
         let port_env = std::env::var("PORT").ok();
-        Self::parse(port_env.as_deref(), args)
+        Self::parse(port_env.as_deref(), std::env::args()).unwrap_or_else(|e| e.exit())
     }
 
+    /// `args` includes the program name first, as `std::env::args()` does.
     pub fn parse(
         port_env: Option<&str>,
         args: impl IntoIterator<Item = String>,
-    ) -> Result<Self, String> {
-        let parse_port = |v: &str| {
-            v.parse::<u16>()
-                .map_err(|_| format!("invalid port {v:?}\n{USAGE}"))
+    ) -> Result<Self, clap::Error> {
+        let args = Args::try_parse_from(args)?;
+        let port = match (args.port, port_env.filter(|p| !p.is_empty())) {
+            (Some(port), _) => port,
+            (None, Some(env)) => env.parse::<u16>().map_err(|_| {
+                <Args as clap::CommandFactory>::command().error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid port {env:?} in $PORT"),
+                )
+            })?,
+            (None, None) => 3000,
         };
-        let mut options = Self {
-            port: port_env
-                .filter(|p| !p.is_empty())
-                .map(parse_port)
-                .transpose()?
-                .unwrap_or(3000),
-            prefix: "deferred".into(),
-            seed_demo: false,
-            parameter_overrides: HashMap::new(),
-        };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-            };
-            match arg.as_str() {
-                "--port" => options.port = parse_port(&value("--port")?)?,
-                "--prefix" => options.prefix = value("--prefix")?.to_ascii_lowercase(),
-                "--seed-demo" => options.seed_demo = true,
-                "--param" => {
-                    let pair = value("--param")?;
-                    let (k, v) = pair
-                        .split_once('=')
-                        .ok_or_else(|| format!("--param wants Name=Value, got {pair:?}"))?;
-                    options
-                        .parameter_overrides
-                        .insert(k.to_owned(), v.to_owned());
-                }
-                "-h" | "--help" => return Err(USAGE.to_owned()),
-                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-            }
-        }
-        Ok(options)
+        Ok(Self {
+            port,
+            prefix: args.prefix.to_ascii_lowercase(),
+            seed_demo: args.seed_demo,
+            parameter_overrides: args.params.into_iter().collect(),
+        })
     }
 }
 
@@ -108,7 +112,10 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+        std::iter::once("local-runner")
+            .chain(list.iter().copied())
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
@@ -142,5 +149,27 @@ mod tests {
         assert_eq!(options.prefix, "demo");
         assert!(Options::parse(None, args(&["--param", "oops"])).is_err());
         assert!(Options::parse(None, args(&["--what"])).is_err());
+        assert!(Options::parse(None, args(&["--port"])).is_err());
+        let repeated = Options::parse(None, args(&["--param", "A=1", "--param", "B=x=y"])).unwrap();
+        assert_eq!(repeated.parameter_overrides["A"], "1");
+        assert_eq!(repeated.parameter_overrides["B"], "x=y");
+    }
+
+    #[test]
+    fn help_lists_every_flag() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let help = Args::command().render_help().to_string();
+        for flag in [
+            "--port",
+            "--prefix",
+            "--seed-demo",
+            "--param",
+            "AWS_ENDPOINT_URL",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from\n{help}");
+        }
+        let err = Options::parse(None, args(&["--help"])).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
     }
 }

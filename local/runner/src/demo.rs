@@ -1,8 +1,8 @@
 //! Demo data for `make dev`: 20 ordinary shops, one large and one risky, generated from a fixed
-//! seed by compute's data generator, uploaded to the data bucket (so the upload also flows
+//! seed by the datagen dev crate, uploaded to the data bucket (so the upload also flows
 //! through S3 -> MetadataQueue -> metadata-sync, as in AWS) and cataloged at once.
 
-use compute::datagen::{self, Profile, SubjectSpec};
+use datagen::{Profile, SubjectSpec};
 use shared::domain::SubjectId;
 
 use crate::Runner;

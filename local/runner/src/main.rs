@@ -5,7 +5,7 @@ use local_runner::{Runner, RunnerOptions};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
-    let options = local_runner::cli::Options::from_env_and_args(std::env::args().skip(1))?;
+    let options = local_runner::cli::Options::from_env();
     let endpoint = emulator::endpoint_from_env().ok_or("AWS_ENDPOINT_URL is not set: start the emulator with `scripts/moto.sh start` (make dev does)")?;
     let runner = Runner::start(
         emulator::sdk_config(&endpoint),

@@ -13,7 +13,7 @@ async fn answers_each_distinct_subject_once_in_request_order() {
     let pending = h.get("shop-99").await;
     h.published(2).await;
 
-    let reply = h.call(&event("batch-get.json")).await;
+    let reply = h.call(&event("batch-get")).await;
 
     assert_eq!(reply.status, 200, "{reply:#?}");
     let results = reply.body["results"].as_array().expect("results");
@@ -84,7 +84,7 @@ async fn duplicates_count_toward_the_limit_but_are_answered_once() {
 async fn more_than_100_subjects_is_400() {
     let h = Harness::new().await;
 
-    let reply = h.call(&event("too-many-subjects.json")).await;
+    let reply = h.call(&event("too-many-subjects")).await;
 
     let detail = reply.assert_problem(400);
     assert!(detail.contains("101") && detail.contains("100"), "{detail}");
@@ -105,7 +105,7 @@ async fn an_empty_list_is_400() {
 async fn malformed_json_is_400() {
     let h = Harness::new().await;
 
-    let reply = h.call(&event("malformed-json.json")).await;
+    let reply = h.call(&event("malformed-json")).await;
 
     reply.assert_problem(400);
     assert_eq!(reply.body["type"], "/problems/invalid-request");
@@ -174,7 +174,7 @@ async fn a_base64_encoded_body_is_decoded() {
 async fn a_non_json_content_type_is_415_and_json_variants_are_accepted() {
     let h = Harness::new().await;
 
-    let form = h.call(&event("wrong-content-type.json")).await;
+    let form = h.call(&event("wrong-content-type")).await;
     let mut charset = batch_event(&["shop-1"]);
     charset["headers"]["content-type"] = "Application/JSON; charset=utf-8".into();
     let with_charset = h.call(&charset).await;

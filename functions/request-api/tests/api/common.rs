@@ -2,7 +2,7 @@
 //! manual clock, requests built from `events/request-api/*.json`, and a check of every response
 //! against docs/openapi.yaml.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -21,12 +21,9 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// An event of `events/request-api/` as JSON.
+/// `events/request-api/<name>.json` as JSON.
 pub fn event(name: &str) -> Value {
-    let path = crate_dir().join("../../events/request-api").join(name);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("events are JSON")
+    emulator::fixtures::load("request-api", name)
 }
 
 /// Turns an API Gateway HTTP API (v2) event into the request lambda_http hands the handler.
@@ -36,7 +33,7 @@ pub fn request(event: &Value) -> Request {
 
 /// An event like `get-score.json` for another method, path, query and body.
 pub fn event_for(method: &str, raw_path: &str, query: &str, body: Option<&str>) -> Value {
-    let mut e = event("get-score.json");
+    let mut e = event("get-score");
     e["rawPath"] = raw_path.into();
     e["rawQueryString"] = query.into();
     e["routeKey"] = "$default".into();
@@ -324,63 +321,71 @@ pub fn openapi() -> &'static OpenApi {
 }
 
 pub struct OpenApi {
-    pub doc: serde_yaml::Value,
+    /// The document, as JSON.
+    pub doc: Value,
+    /// `components`, with undocumented members refused (see [`strict`]): what schemas resolve
+    /// their `#/components/...` references against.
+    strict_components: Value,
+    /// Compiled validators by schema (their JSON text).
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
 }
 
 impl OpenApi {
     fn load() -> Self {
         let path = crate_dir().join("../../docs/openapi.yaml");
         let text = std::fs::read_to_string(&path).expect("docs/openapi.yaml exists");
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("docs/openapi.yaml parses");
+        let doc: Value = serde_norway::from_str(&text).expect("docs/openapi.yaml parses");
         assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
-        Self { doc }
+        let mut strict_components = doc["components"].clone();
+        strict(&mut strict_components);
+        Self {
+            doc,
+            strict_components,
+            validators: Mutex::default(),
+        }
     }
 
     /// Follows a local `$ref` (`#/components/...`), once or more.
-    pub fn resolve<'a>(&'a self, mut node: &'a serde_yaml::Value) -> &'a serde_yaml::Value {
+    pub fn resolve<'a>(&'a self, mut node: &'a Value) -> &'a Value {
         while let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
             let pointer = reference.strip_prefix('#').expect("local refs only");
-            node = pointer.split('/').skip(1).fold(&self.doc, |n, key| &n[key]);
-            assert!(!node.is_null(), "dangling $ref {reference}");
+            node = self
+                .doc
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("dangling $ref {reference}"));
         }
         node
     }
 
     pub fn paths(&self) -> Vec<String> {
         self.doc["paths"]
-            .as_mapping()
+            .as_object()
             .expect("paths")
             .keys()
-            .map(|k| k.as_str().unwrap().to_owned())
+            .cloned()
             .collect()
     }
 
     /// The documented methods of a path template, upper case.
     pub fn methods(&self, template: &str) -> BTreeSet<String> {
         self.doc["paths"][template]
-            .as_mapping()
+            .as_object()
             .map(|m| {
                 m.keys()
-                    .filter_map(|k| k.as_str())
                     .filter(|k| {
                         [
                             "get", "put", "post", "delete", "patch", "head", "options", "trace",
                         ]
-                        .contains(k)
+                        .contains(&k.as_str())
                     })
-                    .map(str::to_ascii_uppercase)
+                    .map(|k| k.to_ascii_uppercase())
                     .collect()
             })
             .unwrap_or_default()
     }
 
     /// The documented response of an operation for a status, resolved.
-    pub fn response(
-        &self,
-        template: &str,
-        method: &str,
-        status: u16,
-    ) -> Option<&serde_yaml::Value> {
+    pub fn response(&self, template: &str, method: &str, status: u16) -> Option<&Value> {
         let node = &self.doc["paths"][template][method.to_ascii_lowercase()]["responses"]
             [status.to_string().as_str()];
         (!node.is_null()).then(|| self.resolve(node))
@@ -419,7 +424,7 @@ impl OpenApi {
         };
         assert!(!documented.is_null());
         let content = documented["content"]
-            .as_mapping()
+            .as_object()
             .expect("documented content");
         let content_type = reply.content_type();
         assert!(
@@ -431,13 +436,22 @@ impl OpenApi {
         if !schema.is_null() {
             self.validate(&reply.body, schema, "body");
         }
-        if let Some(headers) = documented["headers"].as_mapping() {
-            for name in headers.keys().filter_map(|k| k.as_str()) {
-                assert!(
-                    reply.header(name).is_some(),
-                    "documented header {name} missing from a {} response",
-                    reply.status
-                );
+        if let Some(headers) = documented["headers"].as_object() {
+            for (name, header) in headers {
+                let value = reply.header(name).unwrap_or_else(|| {
+                    panic!(
+                        "documented header {name} missing from a {} response",
+                        reply.status
+                    )
+                });
+                // Header values are strings; an integer header is checked as the number.
+                let header = self.resolve(header);
+                let value = match header["schema"]["type"].as_str() {
+                    Some("integer") => serde_json::from_str(value)
+                        .unwrap_or_else(|_| panic!("header {name}: {value:?} is not an integer")),
+                    _ => Value::String(value.to_owned()),
+                };
+                self.validate(&value, &header["schema"], &format!("header {name}"));
             }
         }
     }
@@ -458,61 +472,66 @@ impl OpenApi {
         })
     }
 
-    /// A small JSON Schema check (the keywords docs/openapi.yaml uses): `$ref`, `type`, `enum`,
-    /// `required`, `properties` (no undocumented members unless `additionalProperties`),
-    /// `items`, `minimum`/`maximum`.
-    pub fn validate(&self, value: &serde_json::Value, schema: &serde_yaml::Value, at: &str) {
-        let schema = self.resolve(schema);
-        if let Some(kind) = schema["type"].as_str() {
-            let ok = match kind {
-                "object" => value.is_object(),
-                "array" => value.is_array(),
-                "string" => value.is_string(),
-                "integer" => value.is_i64() || value.is_u64(),
-                "number" => value.is_number(),
-                "boolean" => value.is_boolean(),
-                other => panic!("schema type {other} not handled"),
-            };
-            assert!(ok, "{at}: expected {kind}, got {value}");
-        }
-        if let Some(options) = schema["enum"].as_sequence() {
-            let allowed: Vec<&str> = options.iter().filter_map(|o| o.as_str()).collect();
-            assert!(
-                allowed.contains(&value.as_str().unwrap_or_default()),
-                "{at}: {value} is not one of {allowed:?}"
-            );
-        }
-        if let Some(n) = value.as_f64() {
-            if let Some(min) = schema["minimum"].as_f64() {
-                assert!(n >= min, "{at}: {n} < {min}");
+    /// Panics, naming every violation, unless `value` matches `schema` (a schema of the document,
+    /// as JSON Schema 2020-12: every keyword, `format` included; references resolved within the
+    /// document only). Objects may not have members their schema does not document (see
+    /// [`strict`]).
+    pub fn validate(&self, value: &Value, schema: &Value, at: &str) {
+        let errors = self.violations(value, schema);
+        assert!(
+            errors.is_empty(),
+            "{at} does not match docs/openapi.yaml:\n  {}\nvalue: {value:#}",
+            errors.join("\n  ")
+        );
+    }
+
+    /// Where and how `value` breaks `schema` (empty when it matches).
+    pub fn violations(&self, value: &Value, schema: &Value) -> Vec<String> {
+        self.validator(schema)
+            .iter_errors(value)
+            .map(|e| format!("at {:?}: {e}", e.instance_path().to_string()))
+            .collect()
+    }
+
+    fn validator(&self, schema: &Value) -> Arc<jsonschema::Validator> {
+        let key = schema.to_string();
+        let mut cache = self.validators.lock().unwrap();
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                // The schema at the root of a document that also holds `components`, so its
+                // `#/components/...` references resolve as they do in docs/openapi.yaml, and
+                // nothing is fetched from anywhere else.
+                let mut root = schema.clone();
+                strict(&mut root);
+                let object = root.as_object_mut().expect("a schema is an object");
+                object.insert("components".into(), self.strict_components.clone());
+                let validator = jsonschema::draft202012::options()
+                    .should_validate_formats(true)
+                    .build(&root)
+                    .unwrap_or_else(|e| panic!("a schema of docs/openapi.yaml: {e}\n{schema}"));
+                Arc::new(validator)
+            })
+            .clone()
+    }
+}
+
+/// Makes every object schema with `properties` and no `additionalProperties` refuse other
+/// members (`additionalProperties: false`). The document leaves them open, as a client should
+/// ignore members it does not know; the tests hold the handler to the stricter rule, so a new
+/// member in a response cannot go undocumented.
+fn strict(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("object")
+                && map.get("properties").is_some_and(Value::is_object)
+                && !map.contains_key("additionalProperties")
+            {
+                map.insert("additionalProperties".into(), Value::Bool(false));
             }
-            if let Some(max) = schema["maximum"].as_f64() {
-                assert!(n <= max, "{at}: {n} > {max}");
-            }
+            map.values_mut().for_each(strict);
         }
-        if let Some(object) = value.as_object() {
-            for required in schema["required"].as_sequence().into_iter().flatten() {
-                let name = required.as_str().unwrap();
-                assert!(
-                    object.contains_key(name),
-                    "{at}: required {name} missing in {value}"
-                );
-            }
-            let properties = schema["properties"].as_mapping();
-            let additional = &schema["additionalProperties"];
-            for (name, member) in object {
-                let path = format!("{at}.{name}");
-                match properties.and_then(|p| p.get(name.as_str())) {
-                    Some(member_schema) => self.validate(member, member_schema, &path),
-                    None if additional.is_mapping() => self.validate(member, additional, &path),
-                    None => panic!("{path} is not documented in docs/openapi.yaml"),
-                }
-            }
-        }
-        if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-            for (i, item) in array.iter().enumerate() {
-                self.validate(item, items, &format!("{at}[{i}]"));
-            }
-        }
+        Value::Array(items) => items.iter_mut().for_each(strict),
+        _ => {}
     }
 }

@@ -10,7 +10,7 @@ use crate::common::*;
 async fn an_invalid_subject_id_is_400_with_the_reason() {
     let h = Harness::new().await;
 
-    let reply = h.call(&event("invalid-subject.json")).await;
+    let reply = h.call(&event("invalid-subject")).await;
 
     let detail = reply.assert_problem(400);
     assert_eq!(reply.body["type"], "/problems/invalid-subject-id");
@@ -38,7 +38,7 @@ async fn a_too_long_subject_id_is_400() {
 async fn an_unknown_route_is_404() {
     let h = Harness::new().await;
 
-    let reply = h.call(&event("unknown-route.json")).await;
+    let reply = h.call(&event("unknown-route")).await;
 
     reply.assert_problem(404);
     assert_eq!(reply.body["type"], "about:blank");
@@ -50,7 +50,7 @@ async fn an_unknown_route_is_404() {
 async fn a_wrong_method_is_405_with_allow() {
     let h = Harness::new().await;
 
-    let reply = h.call(&event("wrong-method.json")).await;
+    let reply = h.call(&event("wrong-method")).await;
     let batch_get = h
         .call(&event_for("GET", "/v1/scores/batch-get", "", None))
         .await;
@@ -80,13 +80,7 @@ async fn an_invalid_wait_is_400() {
 #[tokio::test]
 async fn every_event_file_gets_a_documented_answer() {
     let h = Harness::new().await;
-    let dir = crate_dir().join("../../events/request-api");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
+    let names = emulator::fixtures::cases("request-api");
     assert!(names.len() >= 8, "{names:?}");
 
     for name in &names {

@@ -12,7 +12,7 @@ use crate::common::*;
 async fn a_new_subject_starts_a_job_and_answers_202_at_once() {
     let h = Harness::new().await;
 
-    let reply = h.call(&event("get-score.json")).await;
+    let reply = h.call(&event("get-score")).await;
 
     assert_eq!(reply.status, 202, "{reply:#?}");
     assert_eq!(reply.status_field(), "started");
@@ -297,7 +297,7 @@ async fn wait_returns_200_when_the_job_completes_meanwhile() {
         }
     });
 
-    let reply = h.call(&event("get-score-wait.json")).await;
+    let reply = h.call(&event("get-score-wait")).await;
 
     let completed = worker.await.unwrap();
     assert_eq!(reply.status, 200, "{reply:#?}");

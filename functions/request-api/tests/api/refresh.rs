@@ -11,7 +11,7 @@ async fn refresh_replaces_a_done_result_with_a_new_job() {
     h.complete("shop-42", &first.job_id()).await;
     h.published(1).await;
 
-    let reply = h.call(&event("refresh.json")).await;
+    let reply = h.call(&event("refresh")).await;
 
     assert_eq!(reply.status, 202, "{reply:#?}");
     assert_eq!(reply.status_field(), "started");

@@ -1,5 +1,5 @@
 //! Seeded generator of realistic transaction datasets, for tests, the local demo and the
-//! benchmarks.
+//! benchmarks. A dev tool: it lives outside the Lambda functions, which never depend on it.
 //!
 //! - [`plan`] picks `n` subjects (`shop-0001`, ...) with a shop-like size distribution: one
 //!   large subject in every 25 (20k..100k transactions, several objects), the rest log-normal
@@ -27,7 +27,25 @@ use rand_distr::{Distribution, LogNormal};
 use shared::catalog_store::{split_key, CatalogEntry, CatalogStore, Sequencer};
 use shared::domain::SubjectId;
 
-use crate::Error;
+/// What can go wrong generating or seeding data.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An S3 upload or the catalog write.
+    #[error(transparent)]
+    Shared(#[from] shared::Error),
+
+    /// A generator task (on a blocking thread) panicked or was cancelled.
+    #[error("a generator task did not finish")]
+    Task(#[from] tokio::task::JoinError),
+
+    /// Local files ([`write_dir`]).
+    #[error("I/O on {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The kind of shop a subject behaves like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -547,12 +565,12 @@ pub async fn seed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::{names, FeatureAccumulator};
+    use compute::features::{names, FeatureAccumulator};
 
     fn features_of(spec: &SubjectSpec, seed: u64) -> shared::domain::FeatureSummary {
         let mut acc = FeatureAccumulator::new();
         for file in files(spec, seed) {
-            crate::source::extract(&file.content[..], &mut acc).unwrap();
+            compute::source::extract(&file.content[..], &mut acc).unwrap();
         }
         acc.finish()
     }
@@ -634,16 +652,16 @@ mod tests {
         assert_eq!(written, [dir.join("datasets/shop-t/part-0000.ndjson.gz")]);
         let on_disk = std::fs::read(&written[0]).unwrap();
         let mut acc = FeatureAccumulator::new();
-        crate::source::extract(&on_disk[..], &mut acc).unwrap();
+        compute::source::extract(&on_disk[..], &mut acc).unwrap();
         assert_eq!(acc.finish(), features_of(&a, 5));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_embedded_model_scores_normal_shops_low_and_risky_ones_higher() {
-        use crate::model::Model;
+        use compute::model::Model;
         use shared::domain::Band;
-        let model = crate::model::LogisticModel::embedded();
+        let model = compute::model::LogisticModel::embedded();
         for seed in 1..=3 {
             let score = |p| model.score(&features_of(&spec(400, p), seed)).unwrap();
             let normal = score(Profile::Normal);
