@@ -259,6 +259,7 @@ impl ScoreResult {
 /// | `UNAVAILABLE` | yes | S3/DynamoDB kept failing transiently until the message's last attempt |
 /// | `DEADLINE_EXCEEDED` | yes | the last attempt ran out of function time |
 /// | `INTERNAL` | yes | anything else (a bug) |
+/// | `ATTEMPTS_EXHAUSTED` | no | the job was claimed as often as it may be and never finished (each run crashed or timed out); a refresh starts it again |
 ///
 /// A code this version does not know (written by a newer one) reads as `UNKNOWN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -270,6 +271,7 @@ pub enum ErrorCode {
     Unavailable,
     DeadlineExceeded,
     Internal,
+    AttemptsExhausted,
     #[serde(other)]
     Unknown,
 }
@@ -283,13 +285,14 @@ impl ErrorCode {
             Self::Unavailable => "UNAVAILABLE",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Internal => "INTERNAL",
+            Self::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
             Self::Unknown => "UNKNOWN",
         }
     }
 
     /// Whether a job failed with this code may be retried by a later request.
     pub fn retryable(self) -> bool {
-        self != Self::CorruptObject
+        !matches!(self, Self::CorruptObject | Self::AttemptsExhausted)
     }
 }
 
@@ -383,6 +386,18 @@ impl ScoreRecord {
     /// DynamoDB deletes expired items late: an expired item counts as absent.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now.timestamp()
+    }
+
+    /// Whether a worker may claim this job now: it is the same job, not expired, and pending or
+    /// running under a lease that has passed (its worker died).
+    pub fn is_claimable(&self, job_id: JobId, now: DateTime<Utc>) -> bool {
+        self.job_id == job_id
+            && !self.is_expired(now)
+            && match self.status {
+                ScoreStatus::Pending => true,
+                ScoreStatus::Running => self.lease_until.is_none_or(|lease| lease < now),
+                ScoreStatus::Done | ScoreStatus::Failed => false,
+            }
     }
 
     /// How long the job ran, when it has finished.

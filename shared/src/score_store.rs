@@ -258,7 +258,9 @@ impl ScoreStore {
     }
 
     /// Claims the job for one worker until `now + lease`: `pending`, or `running` whose lease
-    /// has passed (its worker died). Of concurrent claimers exactly one wins.
+    /// has passed (its worker died), as long as it was claimed fewer than `max_attempts` times.
+    /// Of concurrent claimers exactly one wins. A job that is claimable but out of attempts
+    /// comes back as `NotClaimable` (see [`ScoreRecord::is_claimable`]); the caller fails it.
     pub async fn claim(
         &self,
         subject: &SubjectId,
@@ -266,6 +268,7 @@ impl ScoreStore {
         claim_id: &ClaimId,
         now: DateTime<Utc>,
         lease: Duration,
+        max_attempts: u32,
     ) -> Result<ClaimOutcome, Error> {
         let result = self
             .client
@@ -279,11 +282,13 @@ impl ScoreStore {
                          claim_id = :claim, attempts = if_not_exists(attempts, :zero) + :one",
                     )
                     .condition(
-                        "job_id = :job AND expires_at > :now_s AND \
-                         (#status = :pending OR (#status = :running AND lease_until < :now_ms))",
+                        "job_id = :job AND expires_at > :now_s \
+                         AND (attribute_not_exists(attempts) OR attempts < :max_attempts) \
+                         AND (#status = :pending OR (#status = :running AND lease_until < :now_ms))",
                     )
                     .name("#status", "status")
                     .value(":job", s(&job_id.to_string()))
+                    .value(":max_attempts", n(i64::from(max_attempts)))
                     .value(":claim", s(&claim_id.0))
                     .value(":now_ms", n(now.timestamp_millis()))
                     .value(":now_s", n(now.timestamp()))
@@ -343,8 +348,10 @@ impl ScoreStore {
         .await
     }
 
-    /// `running -> failed` for the holder of `claim`; without a claim (a message on its last
-    /// delivery whose job could not be claimed), `pending`/`running` of `job_id -> failed`.
+    /// `running -> failed` for the holder of `claim`. Without a claim (a job out of attempts, or
+    /// a message on its last delivery whose job could not be claimed): `job_id`, when pending or
+    /// running under a lease that has passed, `-> failed`; a job another worker holds under a
+    /// live lease is left alone.
     pub async fn fail(
         &self,
         subject: &SubjectId,
@@ -397,7 +404,10 @@ impl ScoreStore {
                 .condition("#status = :running AND claim_id = :claim")
                 .value(":claim", s(&claim_id.0)),
             FinishCondition::Job(job_id) => expressions
-                .condition("job_id = :job AND #status IN (:pending, :running)")
+                .condition(
+                    "job_id = :job AND (#status = :pending \
+                     OR (#status = :running AND (attribute_not_exists(lease_until) OR lease_until < :now_ms)))",
+                )
                 .value(":job", s(&job_id.to_string()))
                 .value(":pending", status(ScoreStatus::Pending)),
         };

@@ -13,6 +13,7 @@ use shared::score_store::{ClaimOutcome, ScoreStore, StartMode, StartOutcome};
 
 const TTL: Duration = Duration::from_secs(3600);
 const LEASE: Duration = Duration::from_secs(150);
+const MAX_ATTEMPTS: u32 = 5;
 const MISSING: StartMode = StartMode::Missing {
     failed_retry_after: Duration::from_secs(60),
 };
@@ -58,7 +59,7 @@ async fn claimed(
     now: DateTime<Utc>,
 ) -> shared::domain::ScoreRecord {
     match store
-        .claim(&r.subject_id, r.job_id, claim, now, LEASE)
+        .claim(&r.subject_id, r.job_id, claim, now, LEASE, MAX_ATTEMPTS)
         .await
         .unwrap()
     {
@@ -197,7 +198,14 @@ async fn concurrent_claims_have_exactly_one_winner() {
         let (store, job) = (store.clone(), job.clone());
         tokio::spawn(async move {
             store
-                .claim(&job.subject_id, job.job_id, &ClaimId::new(), at(1), LEASE)
+                .claim(
+                    &job.subject_id,
+                    job.job_id,
+                    &ClaimId::new(),
+                    at(1),
+                    LEASE,
+                    MAX_ATTEMPTS,
+                )
                 .await
                 .unwrap()
         })
@@ -228,6 +236,7 @@ async fn a_claim_needs_the_same_job() {
             &ClaimId::new(),
             at(1),
             LEASE,
+            MAX_ATTEMPTS,
         )
         .await
         .unwrap();
@@ -247,7 +256,14 @@ async fn an_expired_lease_is_reclaimed_and_the_late_completion_rejected() {
     claimed(&store, &job, &first, at(1)).await;
 
     let while_live = store
-        .claim(&job.subject_id, job.job_id, &second, at(100), LEASE)
+        .claim(
+            &job.subject_id,
+            job.job_id,
+            &second,
+            at(100),
+            LEASE,
+            MAX_ATTEMPTS,
+        )
         .await
         .unwrap();
     let after_lease = claimed(&store, &job, &second, at(1 + 151)).await;
@@ -288,7 +304,7 @@ async fn completion_is_served_and_not_recomputed() {
         .await
         .unwrap();
     let reclaim = store
-        .claim(&s, job.job_id, &ClaimId::new(), at(7), LEASE)
+        .claim(&s, job.job_id, &ClaimId::new(), at(7), LEASE, MAX_ATTEMPTS)
         .await
         .unwrap();
 
@@ -318,7 +334,7 @@ async fn an_expired_item_counts_as_absent() {
     let after = store.get(&s, expiry).await.unwrap();
     let restarted = started(&store, &s, MISSING, expiry).await;
     let claim_old = store
-        .claim(&s, job.job_id, &ClaimId::new(), expiry, LEASE)
+        .claim(&s, job.job_id, &ClaimId::new(), expiry, LEASE, MAX_ATTEMPTS)
         .await
         .unwrap();
 
@@ -561,4 +577,71 @@ async fn batch_get_reads_unprocessed_keys_again() {
         30,
         "every record read despite the unprocessed keys"
     );
+}
+
+/// Regression: the job-level fail (used without a claim, on a message's last delivery) once
+/// failed a job that another worker was running under a live lease.
+#[tokio::test]
+async fn a_failure_without_a_claim_leaves_a_job_held_under_a_live_lease_alone() {
+    let env = TestEnv::new().await;
+    let store = env.score_store();
+    let s = subject("shop-held");
+    let job = started(&store, &s, MISSING, at(0)).await;
+    let worker = ClaimId::new();
+    claimed(&store, &job, &worker, at(1)).await;
+    let error = JobError::new(
+        ErrorCode::Unavailable,
+        "the last delivery could not claim it",
+    );
+
+    let while_held = store
+        .fail(&s, job.job_id, None, &error, at(2), TTL)
+        .await
+        .unwrap();
+    let after_lease = store
+        .fail(
+            &s,
+            job.job_id,
+            None,
+            &error,
+            at(1) + LEASE + Duration::from_secs(1),
+            TTL,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        while_held, None,
+        "a live worker's job is not failed under it"
+    );
+    assert_eq!(after_lease.unwrap().status, ScoreStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_job_out_of_attempts_cannot_be_claimed_again() {
+    let env = TestEnv::new().await;
+    let store = env.score_store();
+    let s = subject("shop-attempts");
+    let job = started(&store, &s, MISSING, at(0)).await;
+    for run in 0..MAX_ATTEMPTS {
+        let now = at(1 + i64::from(run) * 200);
+        claimed(&store, &job, &ClaimId::new(), now).await;
+    }
+    let later = at(1 + i64::from(MAX_ATTEMPTS) * 200);
+
+    let outcome = store
+        .claim(&s, job.job_id, &ClaimId::new(), later, LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap();
+
+    match outcome {
+        ClaimOutcome::NotClaimable(Some(current)) => {
+            assert_eq!(current.attempts, MAX_ATTEMPTS);
+            assert!(
+                current.is_claimable(job.job_id, later),
+                "claimable but for its attempts"
+            );
+        }
+        other => panic!("expected NotClaimable, got {other:?}"),
+    }
 }

@@ -232,11 +232,30 @@ impl Job {
                 &self.claim_id,
                 Utc::now(),
                 deps.lease,
+                deps.max_receive_count,
             )
             .await
         {
             Ok(ClaimOutcome::Claimed(record)) => {
                 tracing::info!(attempts = record.attempts, "job claimed");
+            }
+            Ok(ClaimOutcome::NotClaimable(Some(current)))
+                if current.is_claimable(self.job_id, Utc::now())
+                    && current.attempts >= deps.max_receive_count =>
+            {
+                // Every earlier run died (out of memory, out of time) before it could record
+                // a failure: stop here instead of running it once more.
+                tracing::error!(
+                    attempts = current.attempts,
+                    "job out of attempts: marking it failed instead of running it again"
+                );
+                let message = format!(
+                    "the computation was started {} times and never finished",
+                    current.attempts
+                );
+                return self
+                    .mark_failed(deps, None, ErrorCode::AttemptsExhausted, message)
+                    .await;
             }
             Ok(ClaimOutcome::NotClaimable(current)) => {
                 tracing::info!(

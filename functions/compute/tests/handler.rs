@@ -404,7 +404,14 @@ async fn a_live_lease_is_respected_and_an_expired_one_is_reclaimed() {
     let claimed = h
         .env
         .score_store()
-        .claim(&subject, job, &crashed, long_ago, h.config.lease)
+        .claim(
+            &subject,
+            job,
+            &crashed,
+            long_ago,
+            h.config.lease,
+            h.config.max_receive_count,
+        )
         .await
         .unwrap();
     assert!(matches!(claimed, ClaimOutcome::Claimed(_)));
@@ -429,7 +436,14 @@ async fn a_live_lease_is_respected_and_an_expired_one_is_reclaimed() {
     let worker = ClaimId::new();
     h.env
         .score_store()
-        .claim(&live_subject, live_job, &worker, Utc::now(), h.config.lease)
+        .claim(
+            &live_subject,
+            live_job,
+            &worker,
+            Utc::now(),
+            h.config.lease,
+            h.config.max_receive_count,
+        )
         .await
         .unwrap();
     let mut event = fixture("single");
@@ -443,6 +457,50 @@ async fn a_live_lease_is_respected_and_an_expired_one_is_reclaimed() {
     let record = h.record(&live_subject).await;
     assert_eq!(record.status, ScoreStatus::Running);
     assert_eq!(record.claim_id, Some(worker));
+}
+
+/// Regression: a job whose every run killed its process (out of memory, out of time) never
+/// reached compute's own failure path, so it stayed `running` and every later GET dispatched it
+/// for more crashes. A claim beyond the attempt limit now fails the job instead of running it.
+#[tokio::test]
+async fn a_job_whose_every_run_crashed_is_failed_instead_of_run_again() {
+    // Arrange: the job was claimed as often as it may be, each worker died (leases long past).
+    let h = Harness::new().await;
+    let subject = h.subject("crashes");
+    h.put(&subject, "a.ndjson", TYPICAL).await;
+    let job = h.start(&subject).await;
+    let store = h.env.score_store();
+    for run in 0..h.config.max_receive_count {
+        let died_at = Utc::now() - chrono::Duration::hours(10 - i64::from(run));
+        let outcome = store
+            .claim(
+                &subject,
+                job,
+                &ClaimId::new(),
+                died_at,
+                h.config.lease,
+                h.config.max_receive_count,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "run {run}");
+    }
+    let mut event = fixture("single");
+    retarget(&mut event, 0, &subject, job);
+    set_receive_count(&mut event, 0, 1);
+
+    // Act
+    let response = handle(invocation(event, PLENTY), &h.deps()).await.unwrap();
+
+    // Assert: acknowledged, failed for good (a refresh may start it again), not computed.
+    assert!(failures(&response).is_empty());
+    let record = h.record(&subject).await;
+    assert_eq!(record.status, ScoreStatus::Failed);
+    assert_eq!(record.attempts, h.config.max_receive_count);
+    let error = record.error.expect("the failure");
+    assert_eq!(error.code, ErrorCode::AttemptsExhausted);
+    assert!(!error.retryable);
+    assert!(record.result.is_none());
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ async fn start_and_claim(
     };
     let claim = ClaimId::new();
     let outcome = store
-        .claim(s, job.job_id, &claim, at(1), Duration::from_secs(150))
+        .claim(s, job.job_id, &claim, at(1), Duration::from_secs(150), 5)
         .await
         .unwrap();
     assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");

@@ -445,7 +445,14 @@ async fn done_score(env: &TestEnv, subject: &SubjectId) {
     };
     let claim = ClaimId::new();
     let ClaimOutcome::Claimed(_) = store
-        .claim(subject, job.job_id, &claim, now, Duration::from_secs(150))
+        .claim(
+            subject,
+            job.job_id,
+            &claim,
+            now,
+            Duration::from_secs(150),
+            5,
+        )
         .await
         .unwrap()
     else {

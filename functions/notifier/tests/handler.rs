@@ -311,6 +311,7 @@ impl Store {
                 &claim,
                 Utc::now(),
                 Duration::from_secs(60),
+                5,
             )
             .await
             .unwrap();

@@ -263,7 +263,7 @@ pub async fn claim(deps: &Deps, clock: &ManualClock, subject: &SubjectId, job_id
     let job: JobId = job_id.parse().unwrap();
     let outcome = deps
         .store
-        .claim(subject, job, &claim, clock.now(), COMPUTE_LEASE)
+        .claim(subject, job, &claim, clock.now(), COMPUTE_LEASE, 5)
         .await
         .unwrap();
     assert!(
