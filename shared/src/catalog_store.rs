@@ -256,7 +256,9 @@ impl CatalogStore {
             .map_err(Error::from)
     }
 
-    /// The live objects under `dir` (tombstones left out), every page.
+    /// The live objects under `dir` (tombstones left out), every page. Strongly consistent: a
+    /// job started right after metadata-sync wrote an object (and marked the score stale) must
+    /// see that object, or it would store a result marked fresh that lacks it.
     pub async fn list_dir(&self, dir: &str) -> Result<Vec<CatalogEntry>, Error> {
         let mut entries = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -271,6 +273,7 @@ impl CatalogStore {
                         .name("#dir", "dir")
                         .value(":dir", AttributeValue::S(dir.to_owned())),
                 )?
+                .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

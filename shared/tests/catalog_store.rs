@@ -195,3 +195,57 @@ async fn items_that_stay_unprocessed_end_in_a_retryable_error() {
     );
     assert!(err.is_retryable(), "the caller retries the message later");
 }
+
+/// The JSON bodies of the Query requests a client sends.
+#[derive(Debug, Clone, Default)]
+struct QueryBodies(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for QueryBodies {
+    fn name(&self) -> &'static str {
+        "QueryBodies"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request();
+        if request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|t| t.ends_with(".Query"))
+        {
+            let body = request.body().bytes().unwrap_or_default();
+            self.0.lock().unwrap().push(serde_json::from_slice(body)?);
+        }
+        Ok(())
+    }
+}
+
+/// Regression: the listing was eventually consistent, so a job started right after
+/// metadata-sync cataloged a new object (and marked the score stale) could miss it and store a
+/// result marked fresh.
+#[tokio::test]
+async fn listing_a_subjects_objects_reads_consistently() {
+    let env = TestEnv::new().await;
+    let queries = QueryBodies::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(queries.clone())
+            .build(),
+    );
+    let store = CatalogStore::new(client, &env.names.catalog_table);
+    env.catalog_store()
+        .apply(vec![entry("datasets/shop-c", "a.ndjson", "0D", 1)])
+        .await
+        .unwrap();
+
+    let listed = store.list_dir("datasets/shop-c").await.unwrap();
+
+    assert_eq!(listed.len(), 1);
+    let sent = queries.0.lock().unwrap().clone();
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|q| q["ConsistentRead"] == true), "{sent:?}");
+}
