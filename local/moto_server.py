@@ -12,7 +12,10 @@
    rejects (unused or missing expression names and values, reserved words, more than 25 batch
    items, items over 400 KB, short table names). When dynalite rejects a request as invalid, the
    client gets dynalite's ValidationException, with the request in the message; when the two
-   disagree on the outcome of a valid request, that is logged. Either is recorded in the
+   disagree on the outcome of a valid request, that is logged. dynalite has no transactions: each
+   action of a TransactWriteItems is checked as its single-item request with a condition that
+   cannot hold (validated, nothing written), then mirrored when moto applied it. Either is
+   recorded in the
    `--violations` file, which `scripts/moto.sh run` turns into a failed run (after a rejection
    moto's state is ahead of dynalite's, but the run has failed by then).
 
@@ -21,7 +24,9 @@
    administrator, for provisioning and test set-up; the local system creates one user per
    function from template.yaml's policies, and runs each function's code with that user's keys.
    moto checks resources only for S3 and SQS by itself; here DynamoDB (table ARNs) and SNS (topic
-   ARNs) are checked too, so a policy scoped to the wrong table fails locally as in AWS.
+   ARNs) are checked too, so a policy scoped to the wrong table fails locally as in AWS. As in
+   AWS, a PublishBatch needs sns:Publish and each action of a DynamoDB transaction its own
+   single-item permission.
 
 Usage: python local/moto_server.py [-H HOST] [-p PORT] [--dynalite CLI] [--violations FILE]
                                    [--enforce-iam]
@@ -156,6 +161,7 @@ class Emulator:
         self.violations = violations
         self.lock = threading.Lock()
         self.unchecked = set()
+        self.key_schemas = {}
 
     def __call__(self, environ, start_response):
         with self.lock:
@@ -174,6 +180,14 @@ class Emulator:
                 # Not authorized: neither store sees the request.
                 return access_denied(body).send(start_response)
             if self.dynalite is None:
+                return answer.send(start_response)
+            if operation == "TransactWriteItems":
+                # dynalite has no transactions: each action is checked on its own.
+                problem = self.check_transaction(environ, request, status < 400)
+                if problem is not None:
+                    self.violations.record("rejected", operation, shorten(request), problem)
+                    if status < 400:
+                        return rejected("ValidationException", operation, problem, request).send(start_response)
                 return answer.send(start_response)
             # moto has applied the request; dynalite applies it too (so its tables keep
             # mirroring moto's) and says whether DynamoDB would have accepted it.
@@ -195,6 +209,67 @@ class Emulator:
                     f"dynalite answered {strict_status} {kind}: {error_message(strict_body)}",
                 )
             return answer.send(start_response)
+
+    def check_transaction(self, environ, request, applied):
+        """What DynamoDB would reject in a TransactWriteItems, or None. Each action is sent to
+        dynalite as its single-item request with a condition that cannot hold: dynalite validates
+        the request (expressions, names and values, reserved words, item size) and then fails
+        the condition, so nothing changes. When moto applied the transaction, the actions are then
+        applied to dynalite one by one, so that its tables keep mirroring moto's."""
+        try:
+            items = json.loads(request).get("TransactItems") or []
+        except ValueError:
+            return None  # moto has answered a malformed body already
+        if not 1 <= len(items) <= 100:
+            return f"TransactItems must have 1 to 100 members, not {len(items)}"
+        seen = set()
+        single = []
+        for item in items:
+            (kind, body), = item.items()
+            key = body.get("Key") or self.key_of(environ, body.get("TableName"), body.get("Item") or {})
+            identity = (body.get("TableName"), json.dumps(key, sort_keys=True))
+            if identity in seen:
+                return "Transaction request cannot include multiple operations on one item"
+            seen.add(identity)
+            operation = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                         "ConditionCheck": "DeleteItem"}.get(kind)
+            if operation is None:
+                return f"unknown transaction action {kind}"
+            single.append((kind, operation, body))
+        for kind, operation, body in single:
+            probe = dict(body)
+            names = dict(probe.get("ExpressionAttributeNames") or {})
+            names["#deferred_probe"] = "deferred_probe"
+            probe["ExpressionAttributeNames"] = names
+            impossible = "attribute_exists(#deferred_probe) AND attribute_not_exists(#deferred_probe)"
+            condition = probe.get("ConditionExpression")
+            probe["ConditionExpression"] = f"({condition}) AND {impossible}" if condition else impossible
+            probe.pop("ReturnValuesOnConditionCheckFailure", None)
+            status, answer = self.dynalite.call(
+                DYNAMODB_TARGET + operation, environ, json.dumps(probe).encode())
+            if error_type(answer) in INVALID_REQUEST:
+                return f"{kind}: {error_message(answer)}"
+        if applied:
+            for kind, operation, body in single:
+                if kind == "ConditionCheck":
+                    continue
+                body = dict(body)
+                body.pop("ReturnValuesOnConditionCheckFailure", None)
+                status, answer = self.dynalite.call(
+                    DYNAMODB_TARGET + operation, environ, json.dumps(body).encode())
+                if status >= 400:
+                    log(f"mirroring a transaction's {kind} on dynalite failed: {error_message(answer)}")
+        return None
+
+    def key_of(self, environ, table, item):
+        """The key attributes of `item` under `table`'s key schema (asked of dynalite once)."""
+        if table not in self.key_schemas:
+            status, answer = self.dynalite.call(
+                DYNAMODB_TARGET + "DescribeTable", environ,
+                json.dumps({"TableName": table}).encode())
+            schema = json.loads(answer).get("Table", {}).get("KeySchema", []) if status < 400 else []
+            self.key_schemas[table] = [k["AttributeName"] for k in schema]
+        return {name: item.get(name) for name in self.key_schemas[table]}
 
     def moto(self, environ):
         """Runs moto's app to the end of its body, without answering yet."""
@@ -266,15 +341,41 @@ def enforce_iam():
     IAMRequestBase.check_signature = lambda self: None
 
     # Batch operations that IAM authorises as their single-message action: AWS has no
-    # sns:PublishBatch action (a PublishBatch needs sns:Publish); moto asks for one.
+    # sns:PublishBatch action (a PublishBatch needs sns:Publish); moto asks for one. A DynamoDB
+    # transaction is authorised action by action (a Put needs dynamodb:PutItem on its table).
     authorized_as = {"sns:PublishBatch": "sns:Publish"}
+    per_item = threading.local()
     original_init = IAMRequestBase.__init__
 
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
-        self._action = authorized_as.get(self._action, self._action)
+        action = getattr(per_item, "action", None) or self._action
+        self._action = authorized_as.get(action, action)
 
     IAMRequestBase.__init__ = init
+
+    transaction_actions = {
+        "Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem",
+        "Delete": "dynamodb:DeleteItem", "ConditionCheck": "dynamodb:ConditionCheckItem",
+        "Get": "dynamodb:GetItem",
+    }
+    original_authorize = DynamoHandler._authenticate_and_authorize_normal_action
+
+    def authorize(self, resource="*"):
+        if self._get_action() not in ("TransactWriteItems", "TransactGetItems"):
+            return original_authorize(self, resource)
+        for item in (getattr(self, "params", None) or {}).get("TransactItems") or []:
+            for kind, body in item.items():
+                per_item.action = transaction_actions.get(kind, f"dynamodb:{kind}")
+                try:
+                    original_authorize(
+                        self,
+                        f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{body.get('TableName')}",
+                    )
+                finally:
+                    per_item.action = None
+
+    DynamoHandler._authenticate_and_authorize_normal_action = authorize
 
     iam = iam_backends[ACCOUNT]["aws"]
     iam.create_user("us-east-1", "emulator-admin")

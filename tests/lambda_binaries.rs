@@ -376,17 +376,17 @@ async fn metadata_sync_binary_catalogs_the_payloads_objects() {
     // orders: created (…F10), deleted (…F30); the older overwrite (…F20) came too late.
     let orders = catalog_entry(&env, ORDERS).await;
     assert!(orders.deleted, "{orders:?}");
-    assert_eq!(orders.sequencer, Sequencer("00674A3B2C1D0E0F30".into()));
+    assert_eq!(orders.sequencer, Sequencer::new("00674A3B2C1D0E0F30"));
     // refunds: the newer delete (…F50) wins over the create (…F40) delivered after it.
     let refunds = catalog_entry(&env, REFUNDS).await;
     assert!(refunds.deleted, "{refunds:?}");
-    assert_eq!(refunds.sequencer, Sequencer("00674A3B2C1D0E0F50".into()));
+    assert_eq!(refunds.sequencer, Sequencer::new("00674A3B2C1D0E0F50"));
     for (key, sequencer) in SPECIAL_KEYS {
         let entry = catalog_entry(&env, key).await;
         assert!(!entry.deleted, "{key}: {entry:?}");
         assert_eq!(entry.bucket, bucket, "{key}");
         assert_eq!(entry.size, body.len() as i64, "{key}");
-        assert_eq!(entry.sequencer, Sequencer(sequencer.into()), "{key}");
+        assert_eq!(entry.sequencer, Sequencer::new(sequencer), "{key}");
     }
     let listed = env
         .catalog_store()

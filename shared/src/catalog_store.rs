@@ -5,45 +5,64 @@
 //! the table's TTL): removing the item would forget the sequencer, and a late, older create event
 //! would then resurrect the object. Readers skip tombstones.
 //!
-//! BatchWriteItem cannot be conditional, so [`CatalogStore::apply`] orders changes itself: it keeps
-//! the newest change per key within the batch, reads the stored sequencers (BatchGetItem), drops
-//! changes that are not newer, and writes the rest in chunks of 25. Two concurrent invocations
-//! writing the same key in the same instant could still interleave between that read and write;
-//! metadata-sync's low MaximumConcurrency and S3's per-key ordering make that rare, and the next
-//! event for the key repairs it.
+//! [`CatalogStore::apply`] keeps the newest change per key within the batch, then writes every
+//! change with the condition "no item yet, or its sequencer is older" in TransactWriteItems calls
+//! of up to 100 items. The condition is what makes concurrent invocations safe: a delete and a
+//! re-upload of one key handled by two invocations at once can interleave in any way, and the
+//! older event still cannot overwrite the newer one (a read-then-write could: both read the old
+//! item, then the older write lands last). A transaction is all or nothing: when some of its
+//! conditions fail (those changes are superseded), it is sent again without them.
+//!
+//! Sequencers are stored normalized ([`Sequencer::new`]: upper case, right-padded with zeros to
+//! a fixed width), so that DynamoDB's string comparison in the condition is S3's order.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
-use crate::batch_get::batch_get_items;
 use crate::expression::{Expressions, WithExpressions};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// BatchWriteItem takes at most 25 requests a call.
-pub const BATCH_WRITE_MAX: usize = 25;
+/// TransactWriteItems takes at most 100 actions a call.
+pub const TRANSACT_WRITE_MAX: usize = 100;
 
-/// S3's per-key event order: hex strings of varying length, compared after right-padding the
-/// shorter with zeros (as S3 documents). Equal sequencers are the same event.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sequencer(pub String);
+/// S3's per-key event order. S3 sequencers are hex strings of varying length, ordered after
+/// right-padding the shorter with zeros; a `Sequencer` holds the padded, upper-case form, so that
+/// plain string order (Rust's and DynamoDB's) is S3's order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct Sequencer(String);
 
-impl Ord for Sequencer {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.0.to_ascii_uppercase(), other.0.to_ascii_uppercase());
-        let width = a.len().max(b.len());
-        format!("{a:0<width$}").cmp(&format!("{b:0<width$}"))
+impl Sequencer {
+    /// The width sequencers are padded to (S3's are about 18 hex digits).
+    pub const WIDTH: usize = 32;
+
+    pub fn new(value: impl Into<String>) -> Self {
+        let mut value = value.into().to_ascii_uppercase();
+        if value.len() < Self::WIDTH {
+            value.extend(std::iter::repeat_n('0', Self::WIDTH - value.len()));
+        }
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl PartialOrd for Sequencer {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl From<String> for Sequencer {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<Sequencer> for String {
+    fn from(value: Sequencer) -> String {
+        value.0
     }
 }
 
@@ -108,9 +127,10 @@ impl CatalogEntry {
 pub struct ApplyReport {
     /// Items written (upserts and tombstones).
     pub written: usize,
-    /// Changes dropped because the same or a newer event was already applied.
+    /// Changes dropped because the same or a newer event was already applied (in the batch, or
+    /// in the table when the write was made).
     pub skipped: usize,
-    /// DynamoDB requests made (BatchGetItem + BatchWriteItem calls, retries included).
+    /// DynamoDB write requests made (TransactWriteItems calls, retries included).
     pub requests: usize,
 }
 
@@ -136,7 +156,7 @@ impl CatalogStore {
     }
 
     /// Applies upserts and tombstones in bulk; per key, only the newest change wins, and only if
-    /// it is newer than what is stored.
+    /// it is newer than what is stored when it is written.
     pub async fn apply(&self, changes: Vec<CatalogEntry>) -> Result<ApplyReport, Error> {
         let mut report = ApplyReport::default();
         let mut newest: HashMap<(String, String), CatalogEntry> = HashMap::new();
@@ -153,89 +173,111 @@ impl CatalogStore {
                 }
             }
         }
-        let keys: Vec<(String, String)> = newest.keys().cloned().collect();
-        let stored = self.stored_sequencers(&keys, &mut report).await?;
-        let mut winners: Vec<CatalogEntry> = Vec::with_capacity(newest.len());
-        for (k, change) in newest {
-            match stored.get(&k) {
-                Some(current) if *current >= change.sequencer => report.skipped += 1,
-                _ => winners.push(change),
-            }
-        }
+        let mut winners: Vec<CatalogEntry> = newest.into_values().collect();
         winners.sort_by(|a, b| (&a.dir, &a.name).cmp(&(&b.dir, &b.name)));
-        for chunk in winners.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
-                .iter()
-                .map(|entry| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(serde_dynamo::to_item(entry)?))
-                        .build()
-                        .map_err(|source| Error::Build {
-                            service: "DynamoDB",
-                            source,
-                        })?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
-            let mut backoff = backon::BackoffBuilder::build(crate::retry::batch_backoff());
-            loop {
-                report.requests += 1;
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut requests))
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("DynamoDB", "BatchWriteItem", e))?;
-                requests = output
-                    .unprocessed_items
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                match backoff.next() {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => {
-                        return Err(Error::Unprocessed {
-                            service: "DynamoDB",
-                            count: requests.len(),
-                        })
-                    }
-                }
-            }
-            report.written += chunk.len();
+        for chunk in winners.chunks(TRANSACT_WRITE_MAX) {
+            self.write_if_newer(chunk.to_vec(), &mut report).await?;
         }
         Ok(report)
     }
 
-    async fn stored_sequencers(
+    /// One TransactWriteItems of conditional puts. Changes whose condition fails are older than
+    /// what is stored: they are dropped and the rest sent again. A cancellation for any other
+    /// reason (throttling, a concurrent transaction on an item) is retried with backoff.
+    async fn write_if_newer(
         &self,
-        keys: &[(String, String)],
+        mut entries: Vec<CatalogEntry>,
         report: &mut ApplyReport,
-    ) -> Result<HashMap<(String, String), Sequencer>, Error> {
-        let projection = Expressions::new()
-            .projection("#dir, #name, sequencer")
+    ) -> Result<(), Error> {
+        let mut backoff = backon::BackoffBuilder::build(crate::retry::batch_backoff());
+        while !entries.is_empty() {
+            let actions = entries
+                .iter()
+                .map(|entry| self.conditional_put(entry))
+                .collect::<Result<Vec<_>, Error>>()?;
+            report.requests += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .client_request_token(ulid::Ulid::new().to_string())
+                .send()
+                .await;
+            let reasons = match sent {
+                Ok(_) => {
+                    report.written += entries.len();
+                    return Ok(());
+                }
+                Err(err) => match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled
+                            .cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or_default().to_owned())
+                            .collect::<Vec<_>>()
+                    }
+                    _ => return Err(Error::aws("DynamoDB", "TransactWriteItems", err)),
+                },
+            };
+            if reasons.len() != entries.len() {
+                return Err(Error::InvalidEvent(format!(
+                    "TransactWriteItems cancelled with {} reasons for {} items",
+                    reasons.len(),
+                    entries.len()
+                )));
+            }
+            let superseded = reasons
+                .iter()
+                .filter(|code| *code == "ConditionalCheckFailed")
+                .count();
+            let mut codes = reasons.iter();
+            entries.retain(|_| {
+                codes
+                    .next()
+                    .is_some_and(|code| code != "ConditionalCheckFailed")
+            });
+            report.skipped += superseded;
+            let only_superseded = reasons
+                .iter()
+                .all(|code| code == "ConditionalCheckFailed" || code == "None");
+            if only_superseded {
+                continue;
+            }
+            // Throttled, or another transaction held an item: the same writes may succeed later.
+            match backoff.next() {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => {
+                    return Err(Error::Unprocessed {
+                        service: "DynamoDB",
+                        count: entries.len(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn conditional_put(&self, entry: &CatalogEntry) -> Result<TransactWriteItem, Error> {
+        let (checked, names, values) = Expressions::new()
+            .condition("attribute_not_exists(#dir) OR sequencer < :sequencer")
             .name("#dir", "dir")
-            .name("#name", "name");
-        let keys = keys.iter().map(|(d, n)| key_of(d, n)).collect();
-        let (items, requests) =
-            batch_get_items(&self.client, &self.table, keys, Some(projection)).await?;
-        report.requests += requests;
-        let text = |item: &crate::batch_get::Item, name: &str| match item.get(name) {
-            Some(AttributeValue::S(v)) => Some(v.clone()),
-            _ => None,
-        };
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                Some((
-                    (text(item, "dir")?, text(item, "name")?),
-                    Sequencer(text(item, "sequencer")?),
-                ))
-            })
-            .collect())
+            .value(
+                ":sequencer",
+                AttributeValue::S(entry.sequencer.as_str().to_owned()),
+            )
+            .into_checked()?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(entry)?))
+            .set_condition_expression(checked.condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(|source| Error::Build {
+                service: "DynamoDB",
+                source,
+            })?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// One item, tombstones included.
@@ -298,12 +340,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sequencer_compares_after_right_padding() {
-        let s = |v: &str| Sequencer(v.to_owned());
+    fn sequencers_order_as_s3_documents_it() {
+        let s = Sequencer::new;
         assert!(s("0055AED6DCD90281E5") < s("0055AED6DCD90281E6"));
         assert!(s("0055AED6DCD9028") < s("0055AED6DCD90281E5"));
         assert!(s("0056") > s("0055FFFFFFFFFFFF"));
-        assert_eq!(s("00A").cmp(&s("00a0")), Ordering::Equal);
+        assert_eq!(s("00A"), s("00a0"), "case and right-padding do not matter");
+        assert_eq!(s("0055AED6DCD90281E5").as_str().len(), Sequencer::WIDTH);
+        let json = serde_json::to_string(&s("0a")).unwrap();
+        assert_eq!(serde_json::from_str::<Sequencer>(&json).unwrap(), s("0A"));
     }
 
     #[test]
@@ -338,7 +383,7 @@ mod tests {
                 content_type: None,
                 last_modified: None,
                 user_metadata: HashMap::new(),
-                sequencer: Sequencer("01".into()),
+                sequencer: Sequencer::new("01"),
                 deleted: false,
                 expires_at: None,
             };

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use emulator::faults::PartialBatches;
 use emulator::TestEnv;
 use shared::catalog_store::{CatalogEntry, CatalogStore, Sequencer};
 
@@ -16,7 +15,7 @@ fn entry(dir: &str, name: &str, sequencer: &str, size: i64) -> CatalogEntry {
         content_type: Some("application/x-ndjson".into()),
         last_modified: None,
         user_metadata: HashMap::from([("source".to_owned(), "test".to_owned())]),
-        sequencer: Sequencer(sequencer.into()),
+        sequencer: Sequencer::new(sequencer),
         deleted: false,
         expires_at: None,
     }
@@ -31,7 +30,7 @@ fn tombstone(dir: &str, name: &str, sequencer: &str) -> CatalogEntry {
 }
 
 #[tokio::test]
-async fn bulk_upserts_are_chunked_at_25() {
+async fn bulk_upserts_are_written_in_transactions_of_up_to_100() {
     let env = TestEnv::new().await;
     let store = env.catalog_store();
     let changes: Vec<_> = (0..60)
@@ -43,9 +42,8 @@ async fn bulk_upserts_are_chunked_at_25() {
     assert_eq!(report.written, 60);
     assert_eq!(report.skipped, 0);
     assert_eq!(
-        report.requests,
-        1 + 3,
-        "one BatchGetItem, three BatchWriteItem of at most 25"
+        report.requests, 1,
+        "one TransactWriteItems of 60 conditional puts"
     );
     let listed = store.list_dir("datasets/shop-1").await.unwrap();
     assert_eq!(listed.len(), 60);
@@ -134,66 +132,120 @@ async fn a_duplicate_delivery_changes_nothing() {
     assert_eq!(store.get(dir, "dup.ndjson").await.unwrap().unwrap(), change);
 }
 
-/// A store whose DynamoDB client meets DynamoDB's partial batches (moto never returns any).
-fn store_under_pressure(env: &TestEnv, faults: PartialBatches) -> (CatalogStore, PartialBatches) {
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-            .interceptor(faults.clone())
-            .build(),
-    );
-    (CatalogStore::new(client, &env.names.catalog_table), faults)
-}
-
 #[tokio::test]
-async fn unprocessed_items_and_keys_are_retried_until_everything_is_applied() {
-    // Arrange
+async fn changes_older_than_what_is_stored_are_dropped_and_the_rest_written() {
+    // Arrange: two of five keys already hold a newer event.
     let env = TestEnv::new().await;
-    let (store, faults) = store_under_pressure(&env, PartialBatches::unprocessed_dynamodb_items(4));
-    let changes: Vec<_> = (0..60)
-        .map(|i| entry("datasets/shop-9", &format!("f{i:03}.ndjson"), "0B", i))
-        .collect();
-
-    // Act
-    let report = store.apply(changes).await.unwrap();
-
-    // Assert
-    assert!(!faults.undone().is_empty(), "the fault was injected");
-    assert_eq!(report.written, 60);
-    assert!(
-        report.requests > 1 + 3,
-        "retries are counted: {}",
-        report.requests
-    );
-    let listed = env
-        .catalog_store()
-        .list_dir("datasets/shop-9")
+    let store = env.catalog_store();
+    let dir = "datasets/shop-7";
+    store
+        .apply(vec![
+            entry(dir, "b.ndjson", "0F", 1),
+            entry(dir, "d.ndjson", "0F", 1),
+        ])
         .await
         .unwrap();
-    assert_eq!(
-        listed.len(),
-        60,
-        "every item written despite the partial batches"
-    );
-}
-
-#[tokio::test]
-async fn items_that_stay_unprocessed_end_in_a_retryable_error() {
-    // Arrange: DynamoDB never catches up.
-    let env = TestEnv::new().await;
-    let (store, _) = store_under_pressure(&env, PartialBatches::stuck_dynamodb_batches());
-    let changes: Vec<_> = (0..3)
-        .map(|i| entry("datasets/shop-8", &format!("f{i}.ndjson"), "0C", i))
+    let older: Vec<_> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| entry(dir, &format!("{n}.ndjson"), "0E", 2))
         .collect();
 
     // Act
-    let err = store.apply(changes).await.unwrap_err();
+    let report = store.apply(older).await.unwrap();
 
-    // Assert
-    assert!(
-        matches!(err, shared::Error::Unprocessed { count: 3, .. }),
-        "{err:?}"
+    // Assert: the cancelled transaction was sent again without the two superseded puts.
+    assert_eq!((report.written, report.skipped, report.requests), (3, 2, 2));
+    for (name, size) in [("a", 2), ("b", 1), ("c", 2), ("d", 1), ("e", 2)] {
+        let stored = store
+            .get(dir, &format!("{name}.ndjson"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.size, size, "{name}");
+    }
+}
+
+/// Before an invocation's write goes out, runs another writer's write (through its own client
+/// and runtime, as a concurrent invocation would).
+#[derive(Clone)]
+struct WriteFirst {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    other: CatalogStore,
+    change: CatalogEntry,
+}
+
+impl std::fmt::Debug for WriteFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteFirst")
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for WriteFirst {
+    fn name(&self) -> &'static str {
+        "WriteFirst"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        let is_write =
+            target.ends_with(".TransactWriteItems") || target.ends_with(".BatchWriteItem");
+        if is_write && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let (other, change) = (self.other.clone(), self.change.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(other.apply(vec![change])).unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// Regression: two invocations handling a delete and a re-upload of one key could interleave
+/// between reading the stored sequencer and writing, and the older event won. Here the
+/// re-upload (newer) lands just before the delete's (older) write goes out.
+#[tokio::test]
+async fn a_concurrent_newer_write_is_never_overwritten_by_an_older_one() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let dir = "datasets/shop-race";
+    let reupload = entry(dir, "a.ndjson", "0055AED6DCD90281E6", 7);
+    let delete = tombstone(dir, "a.ndjson", "0055AED6DCD90281E5");
+    let interleaved = WriteFirst {
+        done: Default::default(),
+        other: env.catalog_store(),
+        change: reupload.clone(),
+    };
+    let store = CatalogStore::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+                .interceptor(interleaved)
+                .build(),
+        ),
+        &env.names.catalog_table,
     );
-    assert!(err.is_retryable(), "the caller retries the message later");
+
+    // Act
+    let report = store.apply(vec![delete]).await.unwrap();
+
+    // Assert: the object exists, as the newer event says.
+    assert_eq!((report.written, report.skipped), (0, 1));
+    let stored = store.get(dir, "a.ndjson").await.unwrap().unwrap();
+    assert!(!stored.deleted);
+    assert_eq!(stored, reupload);
 }
 
 /// The JSON bodies of the Query requests a client sends.

@@ -160,7 +160,7 @@ impl Harness {
                 content_type: None,
                 last_modified: Some(Utc::now()),
                 user_metadata: Default::default(),
-                sequencer: Sequencer("01".into()),
+                sequencer: Sequencer::new("01"),
                 deleted: false,
                 expires_at: None,
             }])

@@ -82,9 +82,16 @@ async fn the_largest_result_and_failure_fit_a_dynamodb_item_with_room_to_spare()
     // Act
     let (_, claim) = start_and_claim(&store, &done).await;
     let stored = store.complete(&done, &claim, &largest, at(2), TTL).await;
-    let (job, _) = start_and_claim(&store, &failed).await;
+    let (job, failing_claim) = start_and_claim(&store, &failed).await;
     let stored_failure = store
-        .fail(&failed, job.job_id, None, &long_failure, at(1), TTL)
+        .fail(
+            &failed,
+            job.job_id,
+            Some(&failing_claim),
+            &long_failure,
+            at(2),
+            TTL,
+        )
         .await;
 
     // Assert

@@ -127,7 +127,7 @@ async fn the_handler_scores_with_the_configured_s3_model() {
             content_type: None,
             last_modified: None,
             user_metadata: Default::default(),
-            sequencer: Sequencer("01".into()),
+            sequencer: Sequencer::new("01"),
             deleted: false,
             expires_at: None,
         }])

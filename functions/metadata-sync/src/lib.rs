@@ -13,9 +13,9 @@
 //!    meanwhile) and a removal become a tombstone (`deleted`, `expires_at = now + tombstone
 //!    TTL`). HeadObjects run concurrently ([`HEAD_CONCURRENCY`]).
 //! 4. All upserts and tombstones of the batch go through ONE [`CatalogStore::apply`] call: it
-//!    reads the stored sequencers, drops what is not newer, and writes the rest with
-//!    BatchWriteItem in chunks of 25, unprocessed items retried with backoff. Its
-//!    [`ApplyReport`] (items written, skipped, DynamoDB requests) is logged.
+//!    writes them as conditional puts (only where the stored sequencer is older) in
+//!    TransactWriteItems calls of up to 100, so concurrent invocations cannot regress a key.
+//!    Its [`ApplyReport`] (items written, skipped, DynamoDB requests) is logged.
 //! 5. For every key of the batch's catalog changes under `datasets/{subject_id}/` (a valid
 //!    subject id), the subject's score is marked stale once per batch
 //!    ([`ScoreStore::mark_stale`]), after the catalog write, so that the recomputation it causes

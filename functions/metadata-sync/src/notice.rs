@@ -97,7 +97,7 @@ pub fn notice(record: &S3EventRecord) -> Result<Option<Notice>, Error> {
     }
     // S3 puts a sequencer on every object event; without one no order can be kept.
     let sequencer = match record.s3.object.sequencer.as_deref() {
-        Some(s) if !s.is_empty() => Sequencer(s.to_owned()),
+        Some(s) if !s.is_empty() => Sequencer::new(s),
         _ => return Err(Error::MissingField("s3.object.sequencer")),
     };
     Ok(Some(Notice {
@@ -190,7 +190,7 @@ mod tests {
         let n = notice(&created).unwrap().unwrap();
         assert_eq!(n.key, "datasets/s/a b.ndjson");
         assert_eq!(n.action, Action::Created);
-        assert_eq!(n.sequencer, Sequencer("0055AED6DCD90281E5".into()));
+        assert_eq!(n.sequencer, Sequencer::new("0055AED6DCD90281E5"));
 
         let removed = record(
             r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectRemoved:DeleteMarkerCreated",

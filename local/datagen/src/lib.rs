@@ -535,7 +535,7 @@ pub async fn seed(
                     content_type: Some("application/x-ndjson".to_owned()),
                     last_modified: Some(Utc::now()),
                     user_metadata: Default::default(),
-                    sequencer: Sequencer("0".to_owned()),
+                    sequencer: Sequencer::new("0"),
                     deleted: false,
                     expires_at: None,
                 });

@@ -1,8 +1,8 @@
 //! AWS behaviours the emulator never shows, injected into real calls with an SDK interceptor.
 //!
-//! moto processes every item of a BatchWriteItem/BatchGetItem and every entry of an SNS
-//! PublishBatch. AWS may not: under load DynamoDB returns `UnprocessedItems`/`UnprocessedKeys`,
-//! and SNS reports entries in `Failed` while the call as a whole succeeds. [`PartialBatches`]
+//! moto processes every key of a BatchGetItem and every entry of an SNS PublishBatch. AWS may
+//! not: under load DynamoDB returns `UnprocessedKeys`, and SNS reports entries in `Failed` while
+//! the call as a whole succeeds. [`PartialBatches`]
 //! makes a real call behave that way: it takes the chosen items out of the request before it is
 //! sent (so the emulator really does not process them) and puts them into the response where
 //! AWS would, so the code under test meets exactly AWS's shapes.
@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
-use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
-use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
 use aws_sdk_sns::types::BatchResultErrorEntry;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -38,16 +37,13 @@ struct Inner {
     dynamodb_calls_left: AtomicUsize,
     /// SNS PublishBatch entry ids to fail (every time they are sent).
     failing_entries: HashSet<String>,
-    /// What was left undone so far: DynamoDB items and keys (debug form), SNS entry ids.
+    /// What was left undone so far: DynamoDB keys (debug form), SNS entry ids.
     undone: Mutex<Vec<String>>,
-    /// DynamoDB never catches up: every item of every call comes back unprocessed.
-    stuck: bool,
 }
 
 /// The part taken out of one request, carried from the request to its response.
 #[derive(Debug, Clone)]
 enum Removed {
-    Writes(HashMap<String, Vec<WriteRequest>>),
     Keys(HashMap<String, KeysAndAttributes>),
     Entries(Vec<String>),
 }
@@ -57,32 +53,24 @@ impl Storable for Removed {
 }
 
 impl PartialBatches {
-    /// The first `calls` BatchWriteItem/BatchGetItem calls process only their first item per
-    /// table and return the rest as unprocessed, as DynamoDB does when it runs out of capacity.
+    /// The first `calls` BatchGetItem calls read only their first key per table and return the
+    /// rest as unprocessed, as DynamoDB does when a partition runs out of read capacity.
     pub fn unprocessed_dynamodb_items(calls: usize) -> Self {
-        Self::new(calls, HashSet::new(), false)
-    }
-
-    /// Every BatchWriteItem/BatchGetItem call returns all its items as unprocessed, for tests of
-    /// the caller's give-up path. (A request cannot be empty, so each call still carries its
-    /// first item to the emulator, which applies it; the response reports it unprocessed too.)
-    pub fn stuck_dynamodb_batches() -> Self {
-        Self::new(usize::MAX, HashSet::new(), true)
+        Self::new(calls, HashSet::new())
     }
 
     /// SNS PublishBatch entries with these ids are not published and come back in `Failed`
     /// (`InternalError`, not the sender's fault), however often they are sent.
     pub fn failed_publish_entries<I: IntoIterator<Item = S>, S: Into<String>>(ids: I) -> Self {
-        Self::new(0, ids.into_iter().map(Into::into).collect(), false)
+        Self::new(0, ids.into_iter().map(Into::into).collect())
     }
 
-    fn new(dynamodb_calls: usize, failing_entries: HashSet<String>, stuck: bool) -> Self {
+    fn new(dynamodb_calls: usize, failing_entries: HashSet<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 dynamodb_calls_left: AtomicUsize::new(dynamodb_calls),
                 failing_entries,
                 undone: Mutex::new(Vec::new()),
-                stuck,
             }),
         }
     }
@@ -104,28 +92,10 @@ impl PartialBatches {
         undone.extend(items.into_iter().map(|i| format!("{i:?}")));
     }
 
-    fn split_writes(&self, input: &mut BatchWriteItemInput) -> Option<Removed> {
-        let mut removed = HashMap::new();
-        for (table, writes) in input.request_items.iter_mut().flatten() {
-            if self.inner.stuck {
-                self.record(writes.iter());
-                removed.insert(table.clone(), writes.clone());
-            } else if writes.len() > 1 {
-                let rest: Vec<WriteRequest> = writes.drain(1..).collect();
-                self.record(&rest);
-                removed.insert(table.clone(), rest);
-            }
-        }
-        (!removed.is_empty()).then_some(Removed::Writes(removed))
-    }
-
     fn split_keys(&self, input: &mut BatchGetItemInput) -> Option<Removed> {
         let mut removed = HashMap::new();
         for (table, request) in input.request_items.iter_mut().flatten() {
-            if self.inner.stuck {
-                self.record(request.keys.iter());
-                removed.insert(table.clone(), request.clone());
-            } else if request.keys.len() > 1 {
+            if request.keys.len() > 1 {
                 let rest: Vec<_> = request.keys.drain(1..).collect();
                 self.record(&rest);
                 // The keys come back with the request's projection, as DynamoDB returns them.
@@ -171,11 +141,7 @@ impl Intercept for PartialBatches {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let input = context.input_mut();
-        let removed = if let Some(writes) = input.downcast_mut::<BatchWriteItemInput>() {
-            self.take_dynamodb_call()
-                .then(|| self.split_writes(writes))
-                .flatten()
-        } else if let Some(reads) = input.downcast_mut::<BatchGetItemInput>() {
+        let removed = if let Some(reads) = input.downcast_mut::<BatchGetItemInput>() {
             self.take_dynamodb_call()
                 .then(|| self.split_keys(reads))
                 .flatten()
@@ -203,19 +169,8 @@ impl Intercept for PartialBatches {
             return Ok(());
         };
         match removed {
-            Removed::Writes(rest) => {
-                if let Some(output) = output.downcast_mut::<BatchWriteItemOutput>() {
-                    output
-                        .unprocessed_items
-                        .get_or_insert_with(HashMap::new)
-                        .extend(rest);
-                }
-            }
             Removed::Keys(rest) => {
                 if let Some(output) = output.downcast_mut::<BatchGetItemOutput>() {
-                    if self.inner.stuck {
-                        output.responses = Some(HashMap::new());
-                    }
                     output
                         .unprocessed_keys
                         .get_or_insert_with(HashMap::new)

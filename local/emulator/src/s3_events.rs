@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn filled_sequencers_order_by_time_then_creation() {
         let seq = |time: &str, name: &str| {
-            shared::catalog_store::Sequencer(sequencer(Some(time), Some(name)).unwrap())
+            shared::catalog_store::Sequencer::new(sequencer(Some(time), Some(name)).unwrap())
         };
         let (t1, t2) = ("2026-11-21T23:43:36.328Z", "2026-11-21T23:43:36.329Z");
         assert!(seq(t1, "ObjectCreated:Put") < seq(t2, "ObjectRemoved:Delete"));
