@@ -290,6 +290,25 @@ impl ErrorCode {
         }
     }
 
+    /// What callers and subscribers are told: the kind of failure and what to do, never a
+    /// resource name, key or error chain (those go to the function's log).
+    pub fn public_message(self) -> &'static str {
+        match self {
+            Self::NoData => "No transactions were found for this subject.",
+            Self::CorruptObject => {
+                "A data file of this subject cannot be decoded; replacing it restarts the computation."
+            }
+            Self::ModelError => "The model could not score this subject's features.",
+            Self::Unavailable => "A dependency was unavailable; the computation can be retried.",
+            Self::DeadlineExceeded => "The computation ran out of time; it can be retried.",
+            Self::Internal => "The computation failed unexpectedly; it can be retried.",
+            Self::AttemptsExhausted => {
+                "Every run of the computation stopped before it finished; a refresh starts it again."
+            }
+            Self::Unknown => "The computation failed.",
+        }
+    }
+
     /// Whether a job failed with this code may be retried by a later request.
     pub fn retryable(self) -> bool {
         !matches!(self, Self::CorruptObject | Self::AttemptsExhausted)

@@ -214,10 +214,9 @@ impl Job {
     async fn run(&self, deps: &Deps) -> Outcome {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             if self.last_attempt {
-                let message =
-                    "the last attempt started too close to the function's deadline".to_owned();
+                tracing::warn!("the last attempt started too close to the function's deadline");
                 return self
-                    .give_up(deps, None, ErrorCode::DeadlineExceeded, message)
+                    .give_up(deps, None, ErrorCode::DeadlineExceeded, None)
                     .await;
             }
             tracing::warn!("not started: the invocation's deadline is near");
@@ -249,12 +248,8 @@ impl Job {
                     attempts = current.attempts,
                     "job out of attempts: marking it failed instead of running it again"
                 );
-                let message = format!(
-                    "the computation was started {} times and never finished",
-                    current.attempts
-                );
                 return self
-                    .mark_failed(deps, None, ErrorCode::AttemptsExhausted, message)
+                    .mark_failed(deps, None, ErrorCode::AttemptsExhausted, None)
                     .await;
             }
             Ok(ClaimOutcome::NotClaimable(current)) => {
@@ -279,11 +274,12 @@ impl Job {
         match computed {
             Ok(Ok(Computed::Scored(result))) => self.complete(deps, result, started).await,
             Ok(Ok(Computed::NoData(summary))) => {
+                // Counts only: safe to show, and they tell an empty dataset from a broken one.
                 let message = format!(
-                    "no transactions for {} ({} objects, {} malformed lines)",
-                    self.subject, summary.objects, summary.malformed_lines
+                    "No transactions were found for this subject ({} objects, {} malformed lines).",
+                    summary.objects, summary.malformed_lines
                 );
-                self.fail(deps, ErrorCode::NoData, message).await
+                self.fail(deps, ErrorCode::NoData, Some(message)).await
             }
             Ok(Err(err)) if err.is_retryable() && !self.last_attempt => {
                 tracing::warn!(error = %shared::error::chain(&err), "transient failure: the message will be delivered again");
@@ -291,30 +287,24 @@ impl Job {
             }
             Ok(Err(err)) if err.is_retryable() => {
                 tracing::warn!(error = %shared::error::chain(&err), "transient failure on the last attempt");
-                self.give_up(
-                    deps,
-                    Some(&self.claim_id),
-                    err.code(),
-                    shared::error::chain(&err),
-                )
-                .await
+                self.give_up(deps, Some(&self.claim_id), err.code(), None)
+                    .await
             }
             Ok(Err(err)) => {
                 tracing::warn!(error = %shared::error::chain(&err), "job failed");
-                self.fail(deps, err.code(), shared::error::chain(&err))
-                    .await
+                self.fail(deps, err.code(), None).await
             }
             Err(_elapsed) if !self.last_attempt => {
                 tracing::warn!("stopped at the deadline: the message will be delivered again");
                 Outcome::Retry
             }
             Err(_elapsed) => {
-                let message = "the last attempt ran out of function time".to_owned();
+                tracing::warn!("the last attempt ran out of function time");
                 self.give_up(
                     deps,
                     Some(&self.claim_id),
                     ErrorCode::DeadlineExceeded,
-                    message,
+                    None,
                 )
                 .await
             }
@@ -364,13 +354,8 @@ impl Job {
             }
             Err(err) if self.last_attempt => {
                 tracing::error!(error = %shared::error::chain(&err), "storing the result failed on the last attempt");
-                self.give_up(
-                    deps,
-                    Some(&self.claim_id),
-                    ErrorCode::Unavailable,
-                    shared::error::chain(&err),
-                )
-                .await
+                self.give_up(deps, Some(&self.claim_id), ErrorCode::Unavailable, None)
+                    .await
             }
             Err(err) => {
                 tracing::warn!(error = %shared::error::chain(&err), "storing the result failed: the message will be delivered again");
@@ -380,7 +365,7 @@ impl Job {
     }
 
     /// A permanent failure: the job is marked failed and the message acknowledged.
-    async fn fail(&self, deps: &Deps, code: ErrorCode, message: String) -> Outcome {
+    async fn fail(&self, deps: &Deps, code: ErrorCode, message: Option<String>) -> Outcome {
         self.mark_failed(deps, Some(&self.claim_id), code, message)
             .await
     }
@@ -393,7 +378,7 @@ impl Job {
         deps: &Deps,
         claim: Option<&ClaimId>,
         code: ErrorCode,
-        message: String,
+        message: Option<String>,
     ) -> Outcome {
         match self.mark_failed(deps, claim, code, message).await {
             Outcome::Failed => Outcome::Exhausted,
@@ -401,13 +386,17 @@ impl Job {
         }
     }
 
+    /// Stores the failure with `message` for callers, or the code's public message: never an
+    /// error chain, which names tables, ARNs, buckets and keys (the chain is in the log, next to
+    /// the job and the Lambda request id).
     async fn mark_failed(
         &self,
         deps: &Deps,
         claim: Option<&ClaimId>,
         code: ErrorCode,
-        message: String,
+        message: Option<String>,
     ) -> Outcome {
+        let message = message.unwrap_or_else(|| code.public_message().to_owned());
         let error = JobError::new(code, message);
         let stored = deps
             .scores
