@@ -298,10 +298,26 @@ impl CatalogStore {
             .map_err(Error::from)
     }
 
+    /// The live objects under `dir`, or `None` when there are more than `max` items (the listing
+    /// stops paging there, so a huge directory costs at most `max / 1 MB page` reads).
+    pub async fn list_dir_at_most(
+        &self,
+        dir: &str,
+        max: usize,
+    ) -> Result<Option<Vec<CatalogEntry>>, Error> {
+        let entries = self.list_dir_pages(dir, max.saturating_add(1)).await?;
+        Ok((entries.len() <= max).then_some(entries))
+    }
+
     /// The live objects under `dir` (tombstones left out), every page. Strongly consistent: a
     /// job started right after metadata-sync wrote an object (and marked the score stale) must
     /// see that object, or it would store a result marked fresh that lacks it.
     pub async fn list_dir(&self, dir: &str) -> Result<Vec<CatalogEntry>, Error> {
+        self.list_dir_pages(dir, usize::MAX).await
+    }
+
+    /// Live objects under `dir`, page after page, until `stop_at` of them are found.
+    async fn list_dir_pages(&self, dir: &str, stop_at: usize) -> Result<Vec<CatalogEntry>, Error> {
         let mut entries = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -327,6 +343,7 @@ impl CatalogStore {
                 }
             }
             match output.last_evaluated_key {
+                Some(_) if entries.len() >= stop_at => break,
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => break,
             }

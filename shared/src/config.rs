@@ -20,7 +20,14 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    /// Values that are valid one by one but not together (a lease shorter than the timeout).
+    #[error("inconsistent configuration: {0}")]
+    Inconsistent(String),
 }
+
+/// The longest duration any setting may have: long enough for every real use, short enough
+/// that `now + duration` can never overflow a timestamp.
+pub const MAX_SECONDS: u64 = 10 * 365 * 86_400;
 
 /// Reads one variable.
 type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -80,13 +87,33 @@ impl Env {
         }
     }
 
-    /// A duration in whole seconds, or `default_seconds` when unset.
+    /// A duration in whole seconds (at most [`MAX_SECONDS`]), or `default_seconds` when unset.
     pub fn seconds(
         &self,
         name: &'static str,
         default_seconds: u64,
     ) -> Result<Duration, ConfigError> {
-        self.number(name, default_seconds).map(Duration::from_secs)
+        let seconds = self.number(name, default_seconds)?;
+        if seconds > MAX_SECONDS {
+            return Err(ConfigError::Invalid {
+                name,
+                value: seconds.to_string(),
+                expected: "at most 315360000 seconds (10 years)",
+            });
+        }
+        Ok(Duration::from_secs(seconds))
+    }
+
+    /// A count of at least 1, or `default` when unset.
+    pub fn positive(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.number(name, default)? {
+            0 => Err(ConfigError::Invalid {
+                name,
+                value: "0".to_owned(),
+                expected: "a positive integer",
+            }),
+            n => Ok(n),
+        }
     }
 }
 
@@ -124,6 +151,20 @@ mod tests {
             e.number::<u32>("BAD", 5),
             Err(ConfigError::Invalid { name: "BAD", .. })
         ));
+    }
+
+    #[test]
+    fn extreme_durations_and_zero_counts_are_refused_by_name() {
+        let e = env(&[("LONG", "18446744073709551615"), ("ZERO", "0")]);
+        assert!(matches!(
+            e.seconds("LONG", 1),
+            Err(ConfigError::Invalid { name: "LONG", .. })
+        ));
+        assert!(matches!(
+            e.positive("ZERO", 1),
+            Err(ConfigError::Invalid { name: "ZERO", .. })
+        ));
+        assert_eq!(e.positive("UNSET", 7), Ok(7));
     }
 
     #[test]

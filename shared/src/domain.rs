@@ -259,6 +259,7 @@ impl ScoreResult {
 /// | `UNAVAILABLE` | yes | S3/DynamoDB kept failing transiently until the message's last attempt |
 /// | `DEADLINE_EXCEEDED` | yes | the last attempt ran out of function time |
 /// | `INTERNAL` | yes | anything else (a bug) |
+/// | `TOO_LARGE` | no | the subject's data is over a limit of this deployment (objects, bytes, distinct buyers); new data restarts it |
 /// | `ATTEMPTS_EXHAUSTED` | no | the job was claimed as often as it may be and never finished (each run crashed or timed out); a refresh starts it again |
 ///
 /// A code this version does not know (written by a newer one) reads as `UNKNOWN`.
@@ -271,6 +272,7 @@ pub enum ErrorCode {
     Unavailable,
     DeadlineExceeded,
     Internal,
+    TooLarge,
     AttemptsExhausted,
     #[serde(other)]
     Unknown,
@@ -285,6 +287,7 @@ impl ErrorCode {
             Self::Unavailable => "UNAVAILABLE",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Internal => "INTERNAL",
+            Self::TooLarge => "TOO_LARGE",
             Self::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
             Self::Unknown => "UNKNOWN",
         }
@@ -302,6 +305,9 @@ impl ErrorCode {
             Self::Unavailable => "A dependency was unavailable; the computation can be retried.",
             Self::DeadlineExceeded => "The computation ran out of time; it can be retried.",
             Self::Internal => "The computation failed unexpectedly; it can be retried.",
+            Self::TooLarge => {
+                "The subject's data is larger than this deployment computes (objects, bytes or distinct buyers)."
+            }
             Self::AttemptsExhausted => {
                 "Every run of the computation stopped before it finished; a refresh starts it again."
             }
@@ -311,7 +317,10 @@ impl ErrorCode {
 
     /// Whether a job failed with this code may be retried by a later request.
     pub fn retryable(self) -> bool {
-        !matches!(self, Self::CorruptObject | Self::AttemptsExhausted)
+        !matches!(
+            self,
+            Self::CorruptObject | Self::TooLarge | Self::AttemptsExhausted
+        )
     }
 }
 
@@ -370,6 +379,10 @@ pub struct ScoreRecord {
     /// When `compute.requested` was last published for this job.
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub dispatched_at: DateTime<Utc>,
+    /// How many times `compute.requested` was published for this job (1 when it was created);
+    /// each re-dispatch waits twice as long as the one before.
+    #[serde(default = "one")]
+    pub dispatches: u32,
     #[serde(
         default,
         with = "chrono::serde::ts_milliseconds_option",
@@ -399,6 +412,10 @@ pub struct ScoreRecord {
     pub result: Option<ScoreResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl ScoreRecord {

@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ClaimId, JobError, JobId, RequestReason, ScoreRecord, ScoreResult, ScoreStatus, SubjectId,
+    ClaimId, ErrorCode, JobError, JobId, RequestReason, ScoreRecord, ScoreResult, ScoreStatus,
+    SubjectId,
 };
 use crate::expression::{Expressions, WithExpressions};
 use crate::Error;
@@ -28,8 +29,12 @@ pub use crate::batch_get::BATCH_GET_MAX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
     /// A read that found no usable result: starts when the item is absent, expired, stale, or a
-    /// retryable failure older than `failed_retry_after`.
-    Missing { failed_retry_after: Duration },
+    /// retryable failure older than `failed_retry_after` (`no_data_retry_after` for `NO_DATA`:
+    /// a made-up subject must not start a job every minute).
+    Missing {
+        failed_retry_after: Duration,
+        no_data_retry_after: Duration,
+    },
     /// A forced recomputation: starts unless a job is already pending or running.
     Refresh,
 }
@@ -153,6 +158,7 @@ impl ScoreStore {
             attempts: 0,
             requested_at: now,
             dispatched_at: now,
+            dispatches: 1,
             started_at: None,
             lease_until: None,
             claim_id: None,
@@ -164,19 +170,30 @@ impl ScoreStore {
         };
         // Each mode binds exactly what its condition uses (DynamoDB rejects anything else).
         let condition = match mode {
-            StartMode::Missing { failed_retry_after } => Expressions::new()
+            StartMode::Missing {
+                failed_retry_after,
+                no_data_retry_after,
+            } => Expressions::new()
                 .condition(
                     "attribute_not_exists(subject_id) OR expires_at <= :now_s OR stale = :true \
-                     OR (#status = :failed AND #error.retryable = :true AND completed_at <= :retry_cutoff)",
+                     OR (#status = :failed AND #error.retryable = :true \
+                         AND ((#error.#code <> :no_data AND completed_at <= :retry_cutoff) \
+                           OR (#error.#code = :no_data AND completed_at <= :no_data_cutoff)))",
                 )
                 .name("#status", "status")
                 .name("#error", "error")
+                .name("#code", "code")
                 .value(":now_s", n(now.timestamp()))
                 .value(":true", AttributeValue::Bool(true))
                 .value(":failed", status(ScoreStatus::Failed))
+                .value(":no_data", s(ErrorCode::NoData.as_str()))
                 .value(
                     ":retry_cutoff",
                     n((now - failed_retry_after).timestamp_millis()),
+                )
+                .value(
+                    ":no_data_cutoff",
+                    n((now - no_data_retry_after).timestamp_millis()),
                 ),
             StartMode::Refresh => Expressions::new()
                 .condition(
@@ -214,18 +231,20 @@ impl ScoreStore {
         }
     }
 
-    /// Marks a pending job whose message was probably lost (not claimed within
-    /// `dispatch_timeout`), or a running job whose worker died (lease passed), as dispatched
-    /// again. Of concurrent callers exactly one gets the record back and must publish
-    /// `compute.requested` (reason `redispatch`) for the same job id.
+    /// Marks a pending job whose message was probably lost (not claimed within `after` of its
+    /// last dispatch), or a running job whose worker died (lease passed), as dispatched again,
+    /// provided it was dispatched `dispatches` times so far (the caller's view of the record;
+    /// callers grow `after` with it). Of concurrent callers exactly one gets the record back and
+    /// must publish `compute.requested` (reason `redispatch`) for the same job id.
     pub async fn redispatch(
         &self,
         subject: &SubjectId,
         job_id: JobId,
+        dispatches: u32,
         now: DateTime<Utc>,
-        dispatch_timeout: Duration,
+        after: Duration,
     ) -> Result<Option<ScoreRecord>, Error> {
-        let cutoff = now - dispatch_timeout;
+        let cutoff = now - after;
         let result = self
             .client
             .update_item()
@@ -233,13 +252,16 @@ impl ScoreStore {
             .set_key(Some(key(subject)))
             .with_expressions(
                 Expressions::new()
-                    .update("SET dispatched_at = :now_ms")
+                    .update("SET dispatched_at = :now_ms, dispatches = :next")
                     .condition(
-                        "job_id = :job AND expires_at > :now_s AND \
-                         ((#status = :pending AND dispatched_at <= :cutoff) \
-                          OR (#status = :running AND lease_until < :now_ms AND dispatched_at <= :cutoff))",
+                        "job_id = :job AND expires_at > :now_s AND dispatched_at <= :cutoff \
+                         AND (dispatches = :seen OR (attribute_not_exists(dispatches) AND :seen = :one)) \
+                         AND (#status = :pending OR (#status = :running AND lease_until < :now_ms))",
                     )
                     .name("#status", "status")
+                    .value(":seen", n(i64::from(dispatches)))
+                    .value(":next", n(i64::from(dispatches) + 1))
+                    .value(":one", n(1))
                     .value(":job", s(&job_id.to_string()))
                     .value(":now_ms", n(now.timestamp_millis()))
                     .value(":now_s", n(now.timestamp()))

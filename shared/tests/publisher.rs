@@ -78,6 +78,7 @@ async fn the_largest_events_are_far_below_the_sns_and_sqs_limit_and_publish() {
         attempts: 5,
         requested_at: now,
         dispatched_at: now,
+        dispatches: 1,
         started_at: Some(now),
         lease_until: None,
         claim_id: None,

@@ -16,6 +16,7 @@ const LEASE: Duration = Duration::from_secs(150);
 const MAX_ATTEMPTS: u32 = 5;
 const MISSING: StartMode = StartMode::Missing {
     failed_retry_after: Duration::from_secs(60),
+    no_data_retry_after: Duration::from_secs(3600),
 };
 
 fn subject(name: &str) -> SubjectId {
@@ -473,14 +474,14 @@ async fn an_unclaimed_job_is_redispatched_once_after_the_timeout() {
     let timeout = Duration::from_secs(30);
 
     let early = store
-        .redispatch(&s, job.job_id, at(10), timeout)
+        .redispatch(&s, job.job_id, 1, at(10), timeout)
         .await
         .unwrap();
     let racers = (0..4).map(|_| {
         let (store, s) = (store.clone(), s.clone());
         tokio::spawn(async move {
             store
-                .redispatch(&s, job.job_id, at(31), timeout)
+                .redispatch(&s, job.job_id, 1, at(31), timeout)
                 .await
                 .unwrap()
         })

@@ -28,6 +28,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The subject's data is over a limit of this deployment: retrying cannot help.
+    #[error("{what} is {found}, over the limit of {limit}")]
+    TooLarge {
+        what: &'static str,
+        found: u64,
+        limit: u64,
+    },
+
     /// The model rejects the features, or its artifact is invalid (an operator's fix helps).
     #[error("model: {0}")]
     Model(String),
@@ -43,7 +51,9 @@ impl Error {
         match self {
             Error::Shared(e) => e.is_retryable(),
             Error::Read { .. } => true,
-            Error::Corrupt { .. } | Error::Task(_) | Error::Model(_) => false,
+            Error::Corrupt { .. } | Error::Task(_) | Error::Model(_) | Error::TooLarge { .. } => {
+                false
+            }
         }
     }
 
@@ -52,6 +62,7 @@ impl Error {
         match self {
             Error::Model(_) => ErrorCode::ModelError,
             Error::Corrupt { .. } => ErrorCode::CorruptObject,
+            Error::TooLarge { .. } => ErrorCode::TooLarge,
             e if e.is_retryable() => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         }

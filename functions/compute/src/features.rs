@@ -94,8 +94,17 @@ pub const NIGHT_END_HOUR: u32 = 6;
 /// Amounts are summed exactly in these units (hundredths).
 const AMOUNT_SCALE: f64 = 100.0;
 
-/// The running totals of one or more objects' transactions.
-#[derive(Debug, Clone, Default)]
+/// Distinct buyers kept by default (8 bytes each, plus the hash set's overhead: about 100 MB at
+/// this many). Over the limit, the accumulator reports [`FeatureAccumulator::overflow`].
+pub const DEFAULT_MAX_DISTINCT_BUYERS: usize = 5_000_000;
+
+/// Distinct clock hours kept (about 23 years of hourly buckets): timestamps spread wider than
+/// that are not a shop's history, and would otherwise grow the hour table without bound.
+pub const MAX_DISTINCT_HOURS: usize = 200_000;
+
+/// The running totals of one or more objects' transactions. Memory is bounded: the distinct
+/// buyers and hours it keeps are capped, and going over a cap is reported, not absorbed.
+#[derive(Debug, Clone)]
 pub struct FeatureAccumulator {
     objects: u64,
     bytes: u64,
@@ -112,11 +121,48 @@ pub struct FeatureAccumulator {
     amount_max: i64,
     buyers: HashSet<u64, BuildHasherDefault<MixHasher>>,
     hours: HashMap<i64, u32, BuildHasherDefault<MixHasher>>,
+    max_buyers: usize,
+    overflow: Option<&'static str>,
+}
+
+impl Default for FeatureAccumulator {
+    fn default() -> Self {
+        Self::with_max_buyers(DEFAULT_MAX_DISTINCT_BUYERS)
+    }
 }
 
 impl FeatureAccumulator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator that keeps at most `max_buyers` distinct buyers.
+    pub fn with_max_buyers(max_buyers: usize) -> Self {
+        Self {
+            objects: 0,
+            bytes: 0,
+            rows: 0,
+            malformed: 0,
+            refunded: 0,
+            chargebacks: 0,
+            cancelled: 0,
+            night: 0,
+            countries_known: 0,
+            country_mismatches: 0,
+            amount_sum: 0,
+            amount_square_sum: 0,
+            amount_max: 0,
+            buyers: HashSet::default(),
+            hours: HashMap::default(),
+            max_buyers,
+            overflow: None,
+        }
+    }
+
+    /// What went over its cap (`"distinct buyers"`, `"distinct hours"`), if anything: the
+    /// features would not describe the data, so the caller refuses the subject.
+    pub fn overflow(&self) -> Option<&'static str> {
+        self.overflow
     }
 
     /// Records that one object of `bytes` (as stored) was read.
@@ -206,6 +252,13 @@ impl FeatureAccumulator {
         for (hour, count) in other.hours {
             *self.hours.entry(hour).or_default() += count;
         }
+        self.overflow = self.overflow.or(other.overflow);
+        if self.buyers.len() > self.max_buyers {
+            self.overflow.get_or_insert("distinct buyers");
+        }
+        if self.hours.len() > MAX_DISTINCT_HOURS {
+            self.overflow.get_or_insert("distinct hours");
+        }
     }
 
     /// The features of everything pushed so far.
@@ -288,8 +341,16 @@ impl FeatureAccumulator {
         self.amount_sum = self.amount_sum.saturating_add(units);
         self.amount_square_sum = self.amount_square_sum.saturating_add(units * units);
         self.amount_max = self.amount_max.max(tx.amount_units);
-        self.buyers.insert(tx.buyer_hash);
-        *self.hours.entry(tx.hour_bucket).or_default() += 1;
+        if self.buyers.len() < self.max_buyers || self.buyers.contains(&tx.buyer_hash) {
+            self.buyers.insert(tx.buyer_hash);
+        } else {
+            self.overflow.get_or_insert("distinct buyers");
+        }
+        if self.hours.len() < MAX_DISTINCT_HOURS || self.hours.contains_key(&tx.hour_bucket) {
+            *self.hours.entry(tx.hour_bucket).or_default() += 1;
+        } else {
+            self.overflow.get_or_insert("distinct hours");
+        }
     }
 }
 
@@ -464,6 +525,38 @@ fn skip_line<R: BufRead>(reader: &mut R) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_buyers_are_capped_and_the_overflow_reported() {
+        let line = |buyer: usize| {
+            format!(
+                r#"{{"ts":"2026-11-01T12:00:00Z","amount":5,"currency":"JPY","status":"paid","buyer":"b-{buyer}"}}"#
+            )
+        };
+        let mut acc = FeatureAccumulator::with_max_buyers(3);
+        for buyer in [1, 2, 3, 1, 2, 3] {
+            assert!(acc.push_line(line(buyer).as_bytes()));
+        }
+        assert_eq!(acc.overflow(), None, "repeat buyers stay within the cap");
+        acc.push_line(line(4).as_bytes());
+        assert_eq!(acc.overflow(), Some("distinct buyers"));
+        assert_eq!(acc.buyers.len(), 3, "memory stays bounded");
+
+        let (mut a, mut b) = (
+            FeatureAccumulator::with_max_buyers(3),
+            FeatureAccumulator::with_max_buyers(3),
+        );
+        a.push_line(line(1).as_bytes());
+        a.push_line(line(2).as_bytes());
+        b.push_line(line(3).as_bytes());
+        b.push_line(line(4).as_bytes());
+        a.merge(b);
+        assert_eq!(
+            a.overflow(),
+            Some("distinct buyers"),
+            "a merge over the cap too"
+        );
+    }
 
     fn tx(ts: &str, amount: f64, status: &str, buyer: &str, card: &str, ip: &str) -> String {
         format!(

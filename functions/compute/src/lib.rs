@@ -50,7 +50,7 @@ use tracing::Instrument;
 
 pub use config::Config;
 pub use error::Error;
-pub use source::{FeatureSource, LakeSource};
+pub use source::{FeatureSource, LakeSource, SubjectLimits};
 
 /// Messages of one batch worked on at once. Jobs in flight (and so reads on the feature
 /// source) are at most `MaximumConcurrency x min(BatchSize, MESSAGES_IN_FLIGHT)`.
@@ -86,10 +86,13 @@ impl Deps {
         let s3 = shared::aws::s3(sdk);
         Ok(Self {
             scores: ScoreStore::new(dynamodb.clone(), &config.scores_table),
-            features: Arc::new(LakeSource::new(
-                CatalogStore::new(dynamodb, &config.catalog_table),
-                s3.clone(),
-            )),
+            features: Arc::new(
+                LakeSource::new(
+                    CatalogStore::new(dynamodb, &config.catalog_table),
+                    s3.clone(),
+                )
+                .with_limits(config.limits),
+            ),
             models: ModelStore::from_uri(config.model_uri.as_deref(), s3, config.model_cache_ttl)?,
             result_ttl: config.result_ttl,
             lease: config.lease,

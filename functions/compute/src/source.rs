@@ -44,35 +44,87 @@ pub fn is_dataset_object(name: &str) -> bool {
     name.ends_with(".ndjson") || name.ends_with(".ndjson.gz")
 }
 
+/// What one subject may hold before compute refuses it with `TOO_LARGE` (template Parameters
+/// `ComputeMaxObjectsPerSubject`, `ComputeMaxBytesPerSubject`, `ComputeMaxDistinctBuyers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubjectLimits {
+    pub max_objects: u64,
+    pub max_bytes: u64,
+    pub max_distinct_buyers: u64,
+}
+
+impl Default for SubjectLimits {
+    fn default() -> Self {
+        Self {
+            max_objects: 10_000,
+            max_bytes: 5 * 1024 * 1024 * 1024,
+            max_distinct_buyers: crate::features::DEFAULT_MAX_DISTINCT_BUYERS as u64,
+        }
+    }
+}
+
 /// The catalog + S3 feature source.
 #[derive(Clone, Debug)]
 pub struct LakeSource {
     catalog: CatalogStore,
     s3: aws_sdk_s3::Client,
+    limits: SubjectLimits,
 }
 
 impl LakeSource {
     pub fn new(catalog: CatalogStore, s3: aws_sdk_s3::Client) -> Self {
-        Self { catalog, s3 }
+        Self {
+            catalog,
+            s3,
+            limits: SubjectLimits::default(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: SubjectLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     async fn gather_features(&self, subject: &SubjectId) -> Result<FeatureSummary, Error> {
-        let mut entries: Vec<CatalogEntry> = self
+        let limits = self.limits;
+        let too_large = |what, found, limit| Error::TooLarge { what, found, limit };
+        let listed = self
             .catalog
-            .list_dir(&subject.dataset_dir())
+            .list_dir_at_most(&subject.dataset_dir(), limits.max_objects as usize)
             .await?
+            .ok_or_else(|| {
+                too_large(
+                    "the number of objects",
+                    limits.max_objects + 1,
+                    limits.max_objects,
+                )
+            })?;
+        let mut entries: Vec<CatalogEntry> = listed
             .into_iter()
             .filter(|e| is_dataset_object(&e.name))
             .collect();
+        let bytes: u64 = entries.iter().map(|e| e.size.max(0) as u64).sum();
+        if bytes > limits.max_bytes {
+            return Err(too_large("the data in bytes", bytes, limits.max_bytes));
+        }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        tracing::debug!(subject = %subject, objects = entries.len(), "catalog listed");
+        tracing::debug!(subject = %subject, objects = entries.len(), bytes, "catalog listed");
+        let max_buyers = limits.max_distinct_buyers as usize;
         let total = futures::stream::iter(entries)
-            .map(|entry| self.read_object(entry))
+            .map(|entry| self.read_object(entry, max_buyers))
             .buffer_unordered(OBJECTS_IN_FLIGHT)
-            .try_fold(FeatureAccumulator::new(), |mut total, part| async move {
-                total.merge(part);
-                Ok(total)
-            })
+            .try_fold(
+                FeatureAccumulator::with_max_buyers(max_buyers),
+                |mut total, part| async move {
+                    total.merge(part);
+                    match total.overflow() {
+                        Some(what) => {
+                            Err(too_large(what, max_buyers as u64 + 1, max_buyers as u64))
+                        }
+                        None => Ok(total),
+                    }
+                },
+            )
             .await?;
         Ok(total.finish())
     }
@@ -81,7 +133,11 @@ impl LakeSource {
     /// S3 was deleted and its delete event is not cataloged yet: it no longer belongs to the
     /// dataset, so it is skipped (metadata-sync will mark the score stale when the delete
     /// arrives).
-    async fn read_object(&self, entry: CatalogEntry) -> Result<FeatureAccumulator, Error> {
+    async fn read_object(
+        &self,
+        entry: CatalogEntry,
+        max_buyers: usize,
+    ) -> Result<FeatureAccumulator, Error> {
         let key = entry.key();
         let output = match self
             .s3
@@ -94,14 +150,14 @@ impl LakeSource {
             Ok(output) => output,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 tracing::warn!(bucket = %entry.bucket, key = %key, "cataloged object is gone from S3; skipped");
-                return Ok(FeatureAccumulator::new());
+                return Ok(FeatureAccumulator::with_max_buyers(max_buyers));
             }
             Err(err) => return Err(shared::Error::aws("S3", "GetObject", err).into()),
         };
 
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
         let parser = tokio::task::spawn_blocking(move || {
-            let mut acc = FeatureAccumulator::new();
+            let mut acc = FeatureAccumulator::with_max_buyers(max_buyers);
             let result = extract(ChannelReader::new(rx), &mut acc);
             (acc, result)
         });

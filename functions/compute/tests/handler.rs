@@ -194,6 +194,7 @@ impl Harness {
                 RequestReason::Miss,
                 StartMode::Missing {
                     failed_retry_after: Duration::from_secs(60),
+                    no_data_retry_after: Duration::from_secs(3600),
                 },
                 Utc::now(),
                 self.config.result_ttl,
@@ -765,4 +766,45 @@ async fn objects_gone_from_s3_are_skipped_and_corrupt_ones_fail_the_job() {
     assert!(!error.retryable);
     assert_eq!(error.message, ErrorCode::CorruptObject.public_message());
     assert_no_internals(&h, &error.message);
+}
+
+/// Regression: a subject's object count, bytes and distinct buyers were unbounded; a subject
+/// over a limit now fails for good with TOO_LARGE instead of exhausting memory or time.
+#[tokio::test]
+async fn a_subject_over_a_limit_fails_with_too_large() {
+    // Arrange: limits of 2 objects and 100 bytes; one subject over each, one within both.
+    let mut h = Harness::new().await;
+    h.config.limits = compute::SubjectLimits {
+        max_objects: 2,
+        max_bytes: 100_000,
+        max_distinct_buyers: 1_000_000,
+    };
+    let (many, big, fine) = (h.subject("many"), h.subject("big"), h.subject("fine"));
+    for name in ["a.ndjson", "b.ndjson", "c.ndjson"] {
+        h.put(&many, name, TYPICAL).await;
+    }
+    h.put(&big, "a.ndjson", &TYPICAL.repeat(100)).await;
+    h.put(&fine, "a.ndjson", TYPICAL).await;
+    let jobs = [
+        h.start(&many).await,
+        h.start(&big).await,
+        h.start(&fine).await,
+    ];
+    let mut event = fixture("batch");
+    event.records.truncate(3);
+    for (i, (subject, job)) in [&many, &big, &fine].into_iter().zip(jobs).enumerate() {
+        retarget(&mut event, i, subject, job);
+    }
+
+    // Act
+    let response = handle(invocation(event, PLENTY), &h.deps()).await.unwrap();
+
+    // Assert
+    assert!(failures(&response).is_empty(), "permanent: acknowledged");
+    for subject in [&many, &big] {
+        let error = h.record(subject).await.error.expect("failed");
+        assert_eq!(error.code, ErrorCode::TooLarge, "{subject}");
+        assert!(!error.retryable);
+    }
+    assert_eq!(h.record(&fine).await.status, ScoreStatus::Done);
 }

@@ -25,6 +25,7 @@ async fn start_and_claim(
 ) -> (shared::domain::ScoreRecord, ClaimId) {
     let mode = StartMode::Missing {
         failed_retry_after: Duration::from_secs(60),
+        no_data_retry_after: Duration::from_secs(3600),
     };
     let StartOutcome::Started(job) = store
         .start_job(s, RequestReason::Miss, mode, at(0), TTL)

@@ -12,6 +12,7 @@ use shared::domain::SubjectId;
 use shared::score_store::BATCH_GET_MAX;
 
 use crate::error::{ApiError, Problem};
+use crate::scores::BatchAnswer;
 use crate::view::{Answer, ScoreView};
 
 /// The largest request body accepted (batch-get): 100 ids of 128 characters take about
@@ -220,12 +221,35 @@ pub fn answer_response(answer: &Answer, meta: &RequestMeta) -> Response<Body> {
 
 #[derive(Serialize)]
 struct BatchGetResponse {
-    results: Vec<ScoreView>,
+    results: Vec<BatchItemView>,
 }
 
-pub fn batch_response(answers: &[Answer]) -> Response<Body> {
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchItemView {
+    Score(Box<ScoreView>),
+    Deferred {
+        subject_id: String,
+        status: &'static str,
+        retry_after_seconds: u64,
+    },
+}
+
+pub fn batch_response(answers: &[BatchAnswer]) -> Response<Body> {
     let body = BatchGetResponse {
-        results: answers.iter().map(ScoreView::from).collect(),
+        results: answers
+            .iter()
+            .map(|answer| match answer {
+                BatchAnswer::Answer(answer) => {
+                    BatchItemView::Score(Box::new(ScoreView::from(answer.as_ref())))
+                }
+                BatchAnswer::Deferred(subject) => BatchItemView::Deferred {
+                    subject_id: subject.to_string(),
+                    status: "deferred",
+                    retry_after_seconds: IN_PROGRESS_RETRY_AFTER.as_secs(),
+                },
+            })
+            .collect(),
     };
     json_response(StatusCode::OK, "application/json", &body, Vec::new())
 }

@@ -25,6 +25,7 @@
 //! its percent-decoded URI path instead.
 
 pub mod api;
+pub mod backlog;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -57,6 +58,8 @@ pub struct Deps {
     pub config: Config,
     pub store: ScoreStore,
     pub publisher: Publisher,
+    /// ComputeQueue's depth, asked before a re-dispatch.
+    pub backlog: Arc<backlog::Backlog>,
     clock: Arc<dyn Clock>,
 }
 
@@ -76,6 +79,11 @@ impl Deps {
             config: config.clone(),
             store: ScoreStore::new(shared::aws::dynamodb(sdk), &config.scores_table),
             publisher: Publisher::new(shared::aws::sns(sdk)),
+            backlog: Arc::new(backlog::Backlog::new(
+                aws_sdk_sqs::Client::new(sdk),
+                &config.compute_queue_url,
+                config.redispatch_max_queue_depth,
+            )),
             clock: Arc::new(SystemClock),
         }
     }

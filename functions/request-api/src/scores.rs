@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::Config;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use shared::domain::{RequestReason, ScoreRecord, ScoreStatus, SubjectId};
+use shared::domain::{ErrorCode, RequestReason, ScoreRecord, ScoreStatus, SubjectId};
 use shared::events::ComputeRequested;
 use shared::publisher::OutgoingMessage;
 use shared::score_store::{StartMode, StartOutcome};
@@ -51,7 +51,7 @@ pub fn assess_read(record: Option<ScoreRecord>, now: DateTime<Utc>, config: &Con
     }
     match record.status {
         ScoreStatus::Done => Step::Answer(Answer::Finished(record)),
-        ScoreStatus::Failed if failure_is_retryable(&record, now, config.failed_retry_after) => {
+        ScoreStatus::Failed if failure_is_retryable(&record, now, config) => {
             Step::Start(RequestReason::Miss)
         }
         ScoreStatus::Failed => Step::Answer(Answer::Finished(record)),
@@ -68,7 +68,7 @@ pub fn assess_refresh(record: Option<ScoreRecord>, now: DateTime<Utc>, config: &
 }
 
 fn in_progress(record: ScoreRecord, now: DateTime<Utc>, config: &Config) -> Step {
-    if needs_redispatch(&record, now, config.dispatch_timeout) {
+    if needs_redispatch(&record, now, redispatch_delay(&record, config)) {
         Step::Redispatch(record)
     } else {
         Step::Answer(Answer::InProgress {
@@ -79,16 +79,30 @@ fn in_progress(record: ScoreRecord, now: DateTime<Utc>, config: &Config) -> Step
 }
 
 /// The same rule as `ScoreStore::start_job`'s condition for a retryable failure.
-fn failure_is_retryable(record: &ScoreRecord, now: DateTime<Utc>, retry_after: Duration) -> bool {
-    record.error.as_ref().is_some_and(|e| e.retryable)
-        && record
-            .completed_at
-            .is_some_and(|at| at <= now - chrono_duration(retry_after))
+fn failure_is_retryable(record: &ScoreRecord, now: DateTime<Utc>, config: &Config) -> bool {
+    let Some(error) = record.error.as_ref().filter(|e| e.retryable) else {
+        return false;
+    };
+    let retry_after = match error.code {
+        ErrorCode::NoData => config.no_data_retry_after,
+        _ => config.failed_retry_after,
+    };
+    record
+        .completed_at
+        .is_some_and(|at| at <= now - chrono_duration(retry_after))
+}
+
+/// How long after its last dispatch a job is dispatched again: the dispatch timeout, doubled
+/// for every re-dispatch so far (at most 32 times), so that a job stuck for a reason a new
+/// message cannot cure does not add a message every timeout.
+pub fn redispatch_delay(record: &ScoreRecord, config: &Config) -> Duration {
+    let doublings = record.dispatches.saturating_sub(1).min(5);
+    config.dispatch_timeout * (1u32 << doublings)
 }
 
 /// The same rule as `ScoreStore::redispatch`'s condition.
-fn needs_redispatch(record: &ScoreRecord, now: DateTime<Utc>, dispatch_timeout: Duration) -> bool {
-    let dispatched_long_ago = record.dispatched_at <= now - chrono_duration(dispatch_timeout);
+fn needs_redispatch(record: &ScoreRecord, now: DateTime<Utc>, delay: Duration) -> bool {
+    let dispatched_long_ago = record.dispatched_at <= now - chrono_duration(delay);
     match record.status {
         ScoreStatus::Pending => dispatched_long_ago,
         ScoreStatus::Running => dispatched_long_ago && record.lease_until.is_some_and(|l| l < now),
@@ -129,6 +143,7 @@ pub async fn settle(
                 let mode = match intent {
                     Intent::Read => StartMode::Missing {
                         failed_retry_after: config.failed_retry_after,
+                        no_data_retry_after: config.no_data_retry_after,
                     },
                     Intent::Refresh => StartMode::Refresh,
                 };
@@ -152,11 +167,24 @@ pub async fn settle(
                     }
                 }
             }
+            Step::Redispatch(record) if deps.backlog.is_backed_up().await => {
+                tracing::info!(job_id = %record.job_id, "ComputeQueue is backed up: not re-dispatched");
+                return Ok(Answer::InProgress {
+                    record,
+                    started: false,
+                });
+            }
             Step::Redispatch(record) => {
                 let now = deps.now();
                 let redispatched = deps
                     .store
-                    .redispatch(subject, record.job_id, now, config.dispatch_timeout)
+                    .redispatch(
+                        subject,
+                        record.job_id,
+                        record.dispatches,
+                        now,
+                        redispatch_delay(&record, config),
+                    )
                     .await?;
                 match redispatched {
                     Some(record) => {
@@ -305,26 +333,50 @@ pub async fn refresh(
     .await
 }
 
+/// One subject of a batch-get.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchAnswer {
+    Answer(Box<Answer>),
+    /// It needs a job, but this request already started as many as one request may
+    /// (`REQUEST_MAX_JOB_STARTS`): ask again.
+    Deferred(SubjectId),
+}
+
 /// `POST /v1/scores/batch-get`: `subjects` distinct, in request order; answers in that order.
+/// At most `max_job_starts` new jobs are started; the other subjects that need one are
+/// [`BatchAnswer::Deferred`], so that one request cannot fill the compute queue.
 pub async fn batch_get(
     deps: &Deps,
     subjects: &[SubjectId],
     trace_id: Option<&str>,
-) -> Result<Vec<Answer>, ApiError> {
+) -> Result<Vec<BatchAnswer>, ApiError> {
     let now = deps.now();
     let mut found = deps.store.batch_get(subjects, now).await?;
-    let steps: Vec<Step> = subjects
+    let mut starts_left = deps.config.max_job_starts;
+    let steps: Vec<Option<Step>> = subjects
         .iter()
-        .map(|subject| assess_read(found.remove(subject), now, &deps.config))
+        .map(
+            |subject| match assess_read(found.remove(subject), now, &deps.config) {
+                Step::Start(_) if starts_left == 0 => None,
+                step => {
+                    if matches!(step, Step::Start(_)) {
+                        starts_left -= 1;
+                    }
+                    Some(step)
+                }
+            },
+        )
         .collect();
     // Indexed (not `&SubjectId`) closures: a future borrowing the closure's argument trips
     // the compiler's higher-ranked `Send` check in `lambda_http::run`.
-    futures::stream::iter(
-        steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, step)| settle(deps, &subjects[i], Intent::Read, step, trace_id)),
-    )
+    futures::stream::iter(steps.into_iter().enumerate().map(|(i, step)| async move {
+        match step {
+            Some(step) => settle(deps, &subjects[i], Intent::Read, step, trace_id)
+                .await
+                .map(|answer| BatchAnswer::Answer(Box::new(answer))),
+            None => Ok(BatchAnswer::Deferred(subjects[i].clone())),
+        }
+    }))
     .buffered(BATCH_CONCURRENCY)
     .try_collect()
     .await
@@ -338,7 +390,11 @@ mod tests {
 
     fn config() -> Config {
         Config::from_env(&shared::config::Env::from_lookup(|name| {
-            matches!(name, "SCORES_TABLE" | "COMPUTE_TOPIC_ARN").then(|| "x".to_owned())
+            matches!(
+                name,
+                "SCORES_TABLE" | "COMPUTE_TOPIC_ARN" | "COMPUTE_QUEUE_URL"
+            )
+            .then(|| "x".to_owned())
         }))
         .expect("defaults are valid")
     }
@@ -356,6 +412,7 @@ mod tests {
             attempts: 0,
             requested_at: at(0),
             dispatched_at: at(0),
+            dispatches: 1,
             started_at: None,
             lease_until: None,
             claim_id: None,

@@ -11,6 +11,7 @@ use shared::score_store::{ScoreStore, StartMode};
 
 const MISSING: StartMode = StartMode::Missing {
     failed_retry_after: Duration::from_secs(60),
+    no_data_retry_after: Duration::from_secs(3600),
 };
 
 fn is_access_denied(err: &shared::Error) -> bool {

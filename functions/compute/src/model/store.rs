@@ -10,6 +10,9 @@ use tokio::time::Instant;
 use super::{LogisticModel, Model};
 use crate::Error;
 
+/// The largest model artifact read (the shipped one is about 3 KB).
+pub const MAX_ARTIFACT_BYTES: u64 = 1024 * 1024;
+
 /// An `s3://bucket/key` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Location {
@@ -193,6 +196,14 @@ impl S3Models {
             .send()
             .await
             .map_err(|e| shared::Error::aws("S3", "GetObject", e))?;
+        // A model artifact is a few KB; a larger object is a mistake, not something to buffer.
+        let size = output.content_length.unwrap_or(0).max(0) as u64;
+        if size > MAX_ARTIFACT_BYTES {
+            return Err(Error::Model(format!(
+                "the artifact at s3://{}/{} is {size} bytes; at most {MAX_ARTIFACT_BYTES} are read",
+                self.location.bucket, self.location.key
+            )));
+        }
         let body = output
             .body
             .collect()

@@ -39,12 +39,16 @@ async fn answers_each_distinct_subject_once_in_request_order() {
 }
 
 #[tokio::test]
-async fn a_hundred_subjects_are_answered_and_started() {
+async fn a_hundred_subjects_are_answered_and_started_when_the_budget_allows() {
     let h = Harness::new().await;
+    let mut config = h.deps.config.clone();
+    config.max_job_starts = 100;
+    let deps = request_api::Deps::new(&config, &h.env.function_sdk("RequestApiFunction"))
+        .with_clock(h.clock.clone());
     let ids: Vec<String> = (0..100).map(|i| format!("shop-b{i:03}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
 
-    let reply = h.batch(&refs).await;
+    let reply = call(&deps, request(&batch_event(&refs))).await;
 
     assert_eq!(reply.status, 200, "{reply:#?}");
     let results = reply.body["results"].as_array().unwrap();
@@ -55,7 +59,7 @@ async fn a_hundred_subjects_are_answered_and_started() {
     }
     assert_eq!(h.published(100).await.len(), 100);
 
-    let again = h.batch(&refs).await;
+    let again = call(&deps, request(&batch_event(&refs))).await;
     assert!(again.body["results"]
         .as_array()
         .unwrap()

@@ -229,13 +229,18 @@ impl Harness {
 
     /// A worker claims the job and fails it.
     pub async fn fail(&self, subject: &str, job_id: &str, retryable: bool) -> ScoreRecord {
-        let subject = SubjectId::parse(subject).unwrap();
-        let claim = self.claim(&subject, job_id).await;
         let error = JobError {
             code: shared::domain::ErrorCode::ModelError,
             message: "the model could not score".into(),
             retryable,
         };
+        self.fail_with(subject, job_id, error).await
+    }
+
+    /// A worker claims the job and fails it with `error`.
+    pub async fn fail_with(&self, subject: &str, job_id: &str, error: JobError) -> ScoreRecord {
+        let subject = SubjectId::parse(subject).unwrap();
+        let claim = self.claim(&subject, job_id).await;
         let now = self.clock.now();
         self.deps
             .store

@@ -6,4 +6,5 @@ mod errors;
 mod fuzz;
 mod get_score;
 mod openapi;
+mod protection;
 mod refresh;
