@@ -21,6 +21,14 @@ impl System {
     /// Provisions a private copy of template.yaml (with Parameter overrides) and starts
     /// playing every event source, with the HTTP API on a free port.
     pub async fn start(overrides: &[(&str, &str)]) -> Self {
+        Self::start_with_faults(overrides, None).await
+    }
+
+    /// [`System::start`], with `faults` injected into every AWS call the functions make.
+    pub async fn start_with_faults(
+        overrides: &[(&str, &str)],
+        faults: Option<std::sync::Arc<emulator::faults::FaultPlan>>,
+    ) -> Self {
         let runner = Runner::start(
             emulator::test_sdk_config(),
             RunnerOptions {
@@ -31,6 +39,7 @@ impl System {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 tail_score_events: false,
+                faults,
             },
         )
         .await
@@ -102,6 +111,33 @@ impl System {
                 answer.body
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// GETs the score until it is `done`, or panics after `within`. Unlike
+    /// [`System::wait_for_result`], it rides out what faults cause: a `503` (a throttled
+    /// dependency) and a retryable failure (a later GET starts the job again).
+    pub async fn wait_for_done(&self, subject: &str, within: Duration) -> Answer {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let answer = self.get(&format!("/v1/scores/{subject}")).await;
+            if answer.status == 200 && answer.body["status"] == "done" {
+                return answer;
+            }
+            let retryable_failure =
+                answer.status == 200 && answer.body["error"]["retryable"] == true;
+            assert!(
+                answer.status == 202 || answer.status == 503 || retryable_failure,
+                "{subject} ended in a way no request can recover: {} {}",
+                answer.status,
+                answer.body
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{subject} not done within {within:?}: {}",
+                answer.body
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 

@@ -23,6 +23,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// Which batch calls leave work undone, and which part of it.
@@ -194,5 +195,296 @@ impl Intercept for PartialBatches {
             }
         }
         Ok(())
+    }
+}
+
+/// What happens to one request under a [`FaultPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The service answers "slow down" (DynamoDB/SQS `ThrottlingException`, SNS `Throttling`,
+    /// S3 `SlowDown`); the request is not processed.
+    Throttle,
+    /// The service answers 500; the request is not processed.
+    ServerError,
+    /// The connection breaks before the request reaches the service.
+    Drop,
+    /// No answer in time: a timeout error, the request not processed.
+    Timeout,
+    /// The request is served, but after this long.
+    Delay(std::time::Duration),
+    /// The call never returns (the process was killed while waiting): the caller's own
+    /// deadline decides what happens.
+    Hang,
+}
+
+/// A fault applied to requests of one operation: after `skip` matching requests, the next
+/// `times` ones (`usize::MAX`: all).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `dynamodb:UpdateItem`, `sns:Publish`, `s3:GetObject`, ... (see [`operation_of`]).
+    pub operation: String,
+    pub skip: usize,
+    pub times: usize,
+    pub fault: Fault,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Rule {
+    pub fn new(operation: &str, skip: usize, times: usize, fault: Fault) -> Self {
+        Self {
+            operation: operation.to_owned(),
+            skip,
+            times,
+            fault,
+            seen: Arc::default(),
+        }
+    }
+}
+
+/// Which requests fail, and how: scripted [`Rule`]s first, then, for every other request, a
+/// random fault with probability `rate` (seeded, so a run can be repeated).
+#[derive(Debug)]
+pub struct FaultPlan {
+    rules: Vec<Rule>,
+    rate: f64,
+    rng: Mutex<rand::rngs::StdRng>,
+    injected: Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+impl FaultPlan {
+    pub fn new(rules: Vec<Rule>, rate: f64, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self {
+            rules,
+            rate,
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            injected: Mutex::default(),
+        }
+    }
+
+    /// Faults injected so far, by `operation fault` (for the test's report).
+    pub fn injected(&self) -> std::collections::BTreeMap<String, usize> {
+        self.injected.lock().expect("not poisoned").clone()
+    }
+
+    fn decide(&self, operation: &str) -> Option<Fault> {
+        let scripted = self.rules.iter().find_map(|rule| {
+            if rule.operation != operation {
+                return None;
+            }
+            let n = rule.seen.fetch_add(1, Ordering::SeqCst);
+            (n >= rule.skip && n - rule.skip < rule.times).then_some(rule.fault)
+        });
+        let fault = scripted.or_else(|| {
+            use rand::Rng;
+            let mut rng = self.rng.lock().expect("not poisoned");
+            rng.random_bool(self.rate.clamp(0.0, 1.0))
+                .then(|| match rng.random_range(0..5) {
+                    0 => Fault::Throttle,
+                    1 => Fault::ServerError,
+                    2 => Fault::Drop,
+                    3 => Fault::Timeout,
+                    _ => Fault::Delay(std::time::Duration::from_millis(rng.random_range(50..500))),
+                })
+        })?;
+        let kind = match fault {
+            Fault::Delay(_) => "Delay".to_owned(),
+            other => format!("{other:?}"),
+        };
+        *self
+            .injected
+            .lock()
+            .expect("not poisoned")
+            .entry(format!("{operation} {kind}"))
+            .or_default() += 1;
+        Some(fault)
+    }
+}
+
+/// The operation a request calls, as `service:Operation`: from `X-Amz-Target` (DynamoDB,
+/// SQS), the form body's `Action` (SNS), or the method and path (S3).
+pub fn operation_of(request: &aws_smithy_runtime_api::http::Request) -> String {
+    if let Some(target) = request.headers().get("x-amz-target") {
+        let (prefix, operation) = target.split_once('.').unwrap_or(("", target));
+        let service = if prefix.starts_with("DynamoDBStreams") {
+            "dynamodbstreams"
+        } else if prefix.starts_with("DynamoDB") {
+            "dynamodb"
+        } else if prefix.starts_with("AmazonSQS") {
+            "sqs"
+        } else {
+            prefix
+        };
+        return format!("{service}:{operation}");
+    }
+    if let Some(action) = request
+        .body()
+        .bytes()
+        .and_then(|body| form_action(body).filter(|_| request.method() == "POST"))
+    {
+        return format!("sns:{action}");
+    }
+    let method = request.method();
+    let path = request.uri().split('?').next().unwrap_or_default();
+    let is_object = path
+        .trim_start_matches("http://")
+        .splitn(3, '/')
+        .nth(2)
+        .is_some_and(|p| p.contains('/'));
+    let operation = match (method, is_object) {
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("PUT", true) => "PutObject",
+        ("DELETE", true) => "DeleteObject",
+        ("GET", false) => "ListObjectsV2",
+        (other, _) => other,
+    };
+    format!("s3:{operation}")
+}
+
+fn form_action(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+/// An HTTP client that applies a [`FaultPlan`] to every request before (or instead of) sending
+/// it with the SDK's own client. Set it on an `SdkConfig` (`.http_client(...)`) and every
+/// client built from that config meets the faults: the SDK's retries, the code's error
+/// classification and its recovery paths all run as they would against AWS.
+#[derive(Debug, Clone)]
+pub struct FaultyHttp {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    plan: Arc<FaultPlan>,
+}
+
+impl FaultyHttp {
+    pub fn new(plan: Arc<FaultPlan>) -> Self {
+        Self {
+            inner: aws_smithy_http_client::Builder::new().build_http(),
+            plan,
+        }
+    }
+
+    /// `sdk` with every request going through `plan`.
+    pub fn apply(sdk: &aws_config::SdkConfig, plan: Arc<FaultPlan>) -> aws_config::SdkConfig {
+        sdk.to_builder()
+            .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                Self::new(plan),
+            ))
+            .build()
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for FaultyHttp {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(FaultyConnector {
+            inner: self.inner.http_connector(settings, components),
+            plan: self.plan.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FaultyConnector {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    plan: Arc<FaultPlan>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for FaultyConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::http::Request,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::http::HttpConnectorFuture;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let operation = operation_of(&request);
+        let Some(fault) = self.plan.decide(&operation) else {
+            return self.inner.call(request);
+        };
+        match fault {
+            Fault::Throttle => HttpConnectorFuture::ready(Ok(throttled(&operation))),
+            Fault::ServerError => HttpConnectorFuture::ready(Ok(server_error(&operation))),
+            Fault::Drop => HttpConnectorFuture::ready(Err(ConnectorError::io(
+                "injected: the connection was reset before the request was sent".into(),
+            ))),
+            Fault::Timeout => HttpConnectorFuture::ready(Err(ConnectorError::timeout(
+                "injected: no answer in time".into(),
+            ))),
+            Fault::Delay(delay) => {
+                let inner = self.inner.clone();
+                HttpConnectorFuture::new(async move {
+                    tokio::time::sleep(delay).await;
+                    inner.call(request).await
+                })
+            }
+            Fault::Hang => HttpConnectorFuture::new(std::future::pending()),
+        }
+    }
+}
+
+fn response(
+    status: u16,
+    content_type: &str,
+    body: String,
+) -> aws_smithy_runtime_api::http::Response {
+    let mut response = aws_smithy_runtime_api::http::Response::new(
+        aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("a status"),
+        SdkBody::from(body),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", content_type.to_owned());
+    response
+}
+
+/// The "slow down" answer of the operation's service, in its protocol.
+fn throttled(operation: &str) -> aws_smithy_runtime_api::http::Response {
+    match operation.split(':').next().unwrap_or_default() {
+        "dynamodb" | "dynamodbstreams" => response(
+            400,
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"injected: rate exceeded"}"#.to_owned(),
+        ),
+        "sqs" => response(
+            400,
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.sqs#ThrottlingException","message":"injected: rate exceeded"}"#.to_owned(),
+        ),
+        "sns" => response(
+            400,
+            "text/xml",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>injected: rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>".to_owned(),
+        ),
+        _ => response(
+            503,
+            "application/xml",
+            "<Error><Code>SlowDown</Code><Message>injected: reduce your request rate</Message></Error>".to_owned(),
+        ),
+    }
+}
+
+fn server_error(operation: &str) -> aws_smithy_runtime_api::http::Response {
+    match operation.split(':').next().unwrap_or_default() {
+        "dynamodb" | "dynamodbstreams" | "sqs" => response(
+            500,
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazon.coral.service#InternalServerError","message":"injected"}"#.to_owned(),
+        ),
+        "sns" => response(
+            500,
+            "text/xml",
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>injected</Message></Error></ErrorResponse>".to_owned(),
+        ),
+        _ => response(
+            500,
+            "application/xml",
+            "<Error><Code>InternalError</Code><Message>injected</Message></Error>".to_owned(),
+        ),
     }
 }

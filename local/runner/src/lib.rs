@@ -75,6 +75,9 @@ pub struct RunnerOptions {
     pub parameter_overrides: HashMap<String, String>,
     /// Subscribe a queue to ScoreEventsTopic and log every completion event (for `make dev`).
     pub tail_score_events: bool,
+    /// Faults injected into every AWS call the functions' code makes (not the runner's own
+    /// pollers): throttling, 5xx, dropped connections, timeouts, latency, hangs.
+    pub faults: Option<Arc<emulator::faults::FaultPlan>>,
 }
 
 pub struct Runner {
@@ -123,6 +126,7 @@ impl Runner {
             .map_err(|source| RunnerError::Listen { addr, source })?;
         let mut startup = Startup {
             sdk: &sdk,
+            faults: options.faults.clone(),
             resources: &resources,
             sqs: aws_sdk_sqs::Client::new(&sdk),
             shutdown: shutdown_rx,
@@ -171,6 +175,7 @@ impl Runner {
 /// What [`Runner::start`] sets going: one task per event source and the HTTP API.
 struct Startup<'a> {
     sdk: &'a SdkConfig,
+    faults: Option<Arc<emulator::faults::FaultPlan>>,
     resources: &'a Provisioned,
     sqs: aws_sdk_sqs::Client,
     shutdown: watch::Receiver<bool>,
@@ -191,6 +196,10 @@ impl Startup<'_> {
             .resources
             .function_sdk(self.sdk, id)
             .expect("provisioning creates a principal for every function");
+        let function_sdk = match &self.faults {
+            Some(plan) => emulator::faults::FaultyHttp::apply(&function_sdk, plan.clone()),
+            None => function_sdk,
+        };
         let handler = functions::by_binary(
             &function.binary,
             &self.resources.function_env(id),

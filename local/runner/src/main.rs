@@ -14,6 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             prefix: options.prefix.clone(),
             parameter_overrides: options.parameter_overrides.clone(),
             tail_score_events: true,
+            faults: None,
         },
     )
     .await?;
