@@ -213,9 +213,36 @@ pub enum Fault {
     /// The request is served, but after this long.
     Delay(std::time::Duration),
     /// The call never returns (the process was killed while waiting): the caller's own
-    /// deadline decides what happens.
+    /// deadline decides what happens. (The SDK gives up on a silent connection after a few
+    /// seconds and tries again.)
     Hang,
+    /// The function's process dies during this call: the invocation is dropped on the spot,
+    /// with whatever it did so far, as Lambda drops a function that ran out of memory. Only
+    /// invocations run under [`until_killed`] (the local runner's) can be killed; elsewhere it
+    /// is a [`Fault::Hang`].
+    Kill,
 }
+
+tokio::task_local! {
+    /// The kill switch of the invocation running on this task.
+    static KILL: Arc<tokio::sync::Notify>;
+}
+
+/// Runs one invocation that a [`Fault::Kill`] can stop: `Err(Killed)` when one of its calls
+/// killed it, whatever it was doing.
+pub async fn until_killed<F: std::future::Future>(invocation: F) -> Result<F::Output, Killed> {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let run = KILL.scope(kill.clone(), invocation);
+    tokio::select! {
+        output = run => Ok(output),
+        () = kill.notified() => Err(Killed),
+    }
+}
+
+/// An invocation stopped by [`Fault::Kill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the function's process was killed (injected)")]
+pub struct Killed;
 
 /// A fault applied to requests of one operation: after `skip` matching requests, the next
 /// `times` ones (`usize::MAX`: all).
@@ -424,6 +451,10 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for FaultyConnector {
                 })
             }
             Fault::Hang => HttpConnectorFuture::new(std::future::pending()),
+            Fault::Kill => {
+                let _ = KILL.try_with(|kill| kill.notify_one());
+                HttpConnectorFuture::new(std::future::pending())
+            }
         }
     }
 }

@@ -36,9 +36,11 @@ macro_rules! function {
         Handler::$kind(Arc::new(move |event| {
             let deps = deps.clone();
             async move {
-                $function::handle(event, &deps)
-                    .await
-                    .map_err(HandlerError::from)
+                // A killed invocation (emulator::faults::Fault::Kill) ends here, as a crash.
+                match emulator::faults::until_killed($function::handle(event, &deps)).await {
+                    Ok(output) => output.map_err(HandlerError::from),
+                    Err(killed) => Err(HandlerError::from(killed)),
+                }
             }
             .boxed()
         }))
