@@ -276,6 +276,7 @@ pub struct FaultPlan {
     rate: f64,
     rng: Mutex<rand::rngs::StdRng>,
     injected: Mutex<std::collections::BTreeMap<String, usize>>,
+    calls: Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
 impl FaultPlan {
@@ -286,7 +287,18 @@ impl FaultPlan {
             rate,
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             injected: Mutex::default(),
+            calls: Mutex::default(),
         }
+    }
+
+    /// No faults: only counts the calls (see [`FaultPlan::calls`]).
+    pub fn observe_only() -> Self {
+        Self::new(Vec::new(), 0.0, 0)
+    }
+
+    /// Every call made so far (faulted or not), by operation.
+    pub fn calls(&self) -> std::collections::BTreeMap<String, usize> {
+        self.calls.lock().expect("not poisoned").clone()
     }
 
     /// Faults injected so far, by `operation fault` (for the test's report).
@@ -295,6 +307,12 @@ impl FaultPlan {
     }
 
     fn decide(&self, operation: &str) -> Option<Fault> {
+        *self
+            .calls
+            .lock()
+            .expect("not poisoned")
+            .entry(operation.to_owned())
+            .or_default() += 1;
         let scripted = self.rules.iter().find_map(|rule| {
             if rule.operation != operation {
                 return None;
