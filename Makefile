@@ -6,7 +6,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: dev test smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: help dev test smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+
+## make help: this list.
+help:
+	@grep -E '^## make ' $(MAKEFILE_LIST) | sed -e 's/^## //'
 
 ## make dev: the emulator, the local runner (HTTP API on 127.0.0.1:$(PORT)), demo data.
 dev:

@@ -4,6 +4,7 @@
 #   2. sam validate                                 (the SAM translator alone: catches event-source
 #                                                    mistakes that --lint misses)
 #   3. cfn-lint -a cfn_lint_serverless.rules        (serverless best-practice rules)
+#   1b. sam validate --config-env dev|prod        (the committed samconfig.toml's environments)
 #   4. cfn-lint on SAM's translation of the template (cfn-lint checks AWS::Serverless::* resources
 #      against SAM's own schema only; the generated event source mappings, functions and roles are
 #      checked against CloudFormation's, e.g. a FunctionResponseTypes typo or a timeout over 900)
@@ -46,6 +47,10 @@ run() {
 }
 
 run "sam validate --lint ($template)" sam validate --lint --template-file "$template"
+# The committed samconfig.toml's environments: each must read and validate.
+for config_env in dev prod; do
+  run "sam validate --config-env $config_env" sam validate --config-env "$config_env" --config-file "$root/samconfig.toml" --template-file "$template"
+done
 run "sam validate ($template)" sam validate --template-file "$template"
 run "cfn-lint -a cfn_lint_serverless.rules ($template)" cfn-lint -a cfn_lint_serverless.rules -- "$template"
 

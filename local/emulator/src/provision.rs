@@ -258,7 +258,10 @@ impl<'a> Provisioner<'a> {
         prefix: &'a str,
         overrides: &HashMap<String, String>,
     ) -> Self {
-        let mut symbols = Symbols::default();
+        let mut symbols = Symbols {
+            conditions: template.conditions.clone(),
+            ..Symbols::default()
+        };
         for (name, default) in &template.parameters {
             if let Some(value) = overrides.get(name).cloned().or_else(|| default.clone()) {
                 symbols.parameters.insert(name.clone(), value);

@@ -34,6 +34,8 @@ pub struct Template {
     pub resources: Vec<Resource>,
     /// `Globals.Function`, merged under each function's properties by SAM.
     pub function_globals: Yaml,
+    /// `Conditions`, by name (for `!If`).
+    pub conditions: HashMap<String, Yaml>,
 }
 
 impl Template {
@@ -85,10 +87,18 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .cloned()
             .unwrap_or(Yaml::Null);
+        let conditions = match doc.get("Conditions") {
+            Some(Yaml::Mapping(map)) => map
+                .iter()
+                .map(|(k, v)| (scalar_text(k), v.clone()))
+                .collect(),
+            _ => HashMap::new(),
+        };
         Ok(Self {
             parameters,
             resources,
             function_globals,
+            conditions,
         })
     }
 
@@ -126,6 +136,8 @@ pub struct Symbols {
     pub refs: HashMap<String, String>,
     /// `!GetAtt Resource.Attribute`, keyed `Resource.Attribute`.
     pub attributes: HashMap<String, String>,
+    /// The template's `Conditions`, for `!If`.
+    pub conditions: HashMap<String, Yaml>,
 }
 
 impl Symbols {
@@ -207,7 +219,53 @@ impl Symbols {
                 };
                 Json::String(self.substitute(&text, &vars))
             }
+            // `!If [Condition, when true, when false]`; `!Ref AWS::NoValue` resolves to null.
+            "If" => match arg {
+                Yaml::Sequence(parts) if parts.len() == 3 => {
+                    let holds = self.condition(&scalar_text(&parts[0]));
+                    self.resolve(&parts[if holds { 1 } else { 2 }])
+                }
+                _ => Json::Null,
+            },
             _ => Json::Null,
+        }
+    }
+
+    /// Whether the named condition holds (`Equals`, `Not`, `And`, `Or`, `Condition`); an
+    /// unknown or unreadable one does not.
+    fn condition(&self, name: &str) -> bool {
+        self.conditions
+            .get(name)
+            .is_some_and(|definition| self.holds(definition))
+    }
+
+    fn holds(&self, expression: &Yaml) -> bool {
+        let (function, arg) = match expression {
+            Yaml::Tagged(tagged) => (
+                tagged.tag.to_string().trim_start_matches('!').to_owned(),
+                &tagged.value,
+            ),
+            Yaml::Mapping(map) if map.len() == 1 => {
+                let (k, v) = map.iter().next().expect("one entry");
+                (scalar_text(k).trim_start_matches("Fn::").to_owned(), v)
+            }
+            _ => return false,
+        };
+        let items = || arg.as_sequence().cloned().unwrap_or_default();
+        match function.as_str() {
+            "Equals" => {
+                let values: Vec<Json> = items().iter().map(|v| self.resolve(v)).collect();
+                let text = |v: &Json| match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                values.len() == 2 && text(&values[0]) == text(&values[1])
+            }
+            "Not" => items().first().is_some_and(|c| !self.holds(c)),
+            "And" => items().iter().all(|c| self.holds(c)),
+            "Or" => items().iter().any(|c| self.holds(c)),
+            "Condition" => self.condition(&scalar_text(arg)),
+            _ => false,
         }
     }
 
@@ -242,6 +300,42 @@ impl Symbols {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditions_choose_the_branch_of_an_if() {
+        let template = Template::parse(
+            r#"
+Parameters:
+  Reserved: {Type: Number, Default: -1}
+  Auth: {Type: String, Default: NONE}
+Conditions:
+  Reserve: !Not [!Equals [!Ref Reserved, -1]]
+  Open: {"Fn::Equals": [{Ref: Auth}, NONE]}
+  Both: !And [!Condition Reserve, !Condition Open]
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      A: !If [Reserve, !Ref Reserved, !Ref AWS::NoValue]
+      B: !If [Open, yes, no]
+      C: !If [Both, yes, no]
+"#,
+        )
+        .unwrap();
+        let mut symbols = Symbols {
+            conditions: template.conditions.clone(),
+            ..Symbols::default()
+        };
+        for (name, default) in &template.parameters {
+            symbols
+                .parameters
+                .insert(name.clone(), default.clone().unwrap());
+        }
+        let props = symbols.resolve(&template.resources[0].properties);
+        assert_eq!(props["A"], Json::Null, "AWS::NoValue");
+        assert_eq!(props["B"], "yes");
+        assert_eq!(props["C"], "no");
+    }
 
     #[test]
     fn intrinsics_resolve_in_short_and_long_form() {
