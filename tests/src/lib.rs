@@ -21,6 +21,12 @@ impl System {
     /// Provisions a private copy of template.yaml (with Parameter overrides) and starts
     /// playing every event source, with the HTTP API on a free port.
     pub async fn start(overrides: &[(&str, &str)]) -> Self {
+        Self::start_with(overrides, false).await
+    }
+
+    /// [`start`](Self::start), optionally with every SQS event source played as if its
+    /// `ScalingConfig.MaximumConcurrency` were removed (the incident; see `tests/incident.rs`).
+    pub async fn start_with(overrides: &[(&str, &str)], without_maximum_concurrency: bool) -> Self {
         let runner = Runner::start(
             emulator::test_sdk_config(),
             RunnerOptions {
@@ -31,6 +37,7 @@ impl System {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 tail_score_events: false,
+                without_maximum_concurrency,
             },
         )
         .await

@@ -14,6 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             prefix: options.prefix.clone(),
             parameter_overrides: options.parameter_overrides.clone(),
             tail_score_events: true,
+            without_maximum_concurrency: options.without_maximum_concurrency,
         },
     )
     .await?;
