@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: dev test smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: dev test reliability soak smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
 
 ## make dev: the emulator, the local runner (HTTP API on 127.0.0.1:$(PORT)), demo data.
 dev:
@@ -17,6 +17,12 @@ test:
 	@scripts/venv.sh moto
 	$(CARGO) build --workspace --bins
 	@scripts/moto.sh run $(CARGO) test --workspace --all-targets --no-fail-fast
+
+## make reliability: the incident, reproduced at scale (docs/RELIABILITY.md): 500 new subjects
+## requested at once, without MaximumConcurrency and as shipped; prints both. Not in CI (minutes).
+reliability:
+	@scripts/venv.sh moto
+	@scripts/moto.sh run $(CARGO) test -p e2e-tests --test incident -- --ignored --nocapture
 
 ## make smoke API_URL=https://<api-id>.execute-api.<region>.amazonaws.com: the smoke test of a
 ## deployed stack, through its HTTP API, signed (SigV4) with your AWS credentials. SMOKE_ARGS passes
