@@ -24,6 +24,12 @@ reliability:
 	@scripts/venv.sh moto
 	@scripts/moto.sh run $(CARGO) test -p e2e-tests --test incident -- --ignored --nocapture
 
+## make soak: load and soak of the local system over loopback with wrk (installed by apt-get when
+## missing): p50/p99 per route, runner RSS before/after; fails only on a wrong status, a socket
+## error or RSS growth beyond a generous bound, never on speed. Not in CI (minutes).
+soak:
+	@scripts/soak.sh
+
 ## make smoke API_URL=https://<api-id>.execute-api.<region>.amazonaws.com: the smoke test of a
 ## deployed stack, through its HTTP API, signed (SigV4) with your AWS credentials. SMOKE_ARGS passes
 ## more options, e.g. SMOKE_ARGS='--unsigned' for ApiAuth=NONE, '--timeout-seconds 300'.
