@@ -95,7 +95,7 @@ run() {
     failed=1
   fi
   total=$((total + count))
-  echo "| $round | $route | $count | $p50 | $p99 | $max | $wrong | $socket | $(mib "$(rss_kib)") |"
+  echo "| $round | $route | $count | $p50 | $p99 | $max | $wrong | $socket | $(mib "$(rss_kib)") |" | tee -a "$state/rows"
 }
 
 echo "warm-up round (not counted)..." >&2
@@ -109,10 +109,25 @@ echo "wrk $threads threads, $connections connections, per route and round: at mo
 echo
 echo "| round | route | requests | p50 ms | p99 ms | max ms | wrong status | socket errors/timeouts | runner RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
+: >"$state/rows"
 for round in $(seq 1 "$rounds"); do
   for entry in "${routes[@]}"; do run "$round" "$seconds" $entry "$per_thread"; done
 done
 after=$(rss_kib)
+echo
+echo "Per route over the $rounds rounds (p50 and p99: lowest and highest round):"
+echo
+echo "| route | requests | p50 ms | p99 ms | wrong status | socket errors/timeouts |"
+echo "|---|---|---|---|---|---|"
+awk -F' *[|] *' '{
+  r = $3; if (!(r in n)) order[++k] = r
+  n[r] += $4; wrong[r] += $8; socket[r] += $9
+  if (!(r in lo50) || $5 < lo50[r]) lo50[r] = $5; if ($5 > hi50[r]) hi50[r] = $5
+  if (!(r in lo99) || $6 < lo99[r]) lo99[r] = $6; if ($6 > hi99[r]) hi99[r] = $6
+} END {
+  for (i = 1; i <= k; i++) { r = order[i]
+    printf "| %s | %d | %s – %s | %s – %s | %d | %d |\n", r, n[r], lo50[r], hi50[r], lo99[r], hi99[r], wrong[r], socket[r] }
+}' "$state/rows"
 echo
 echo "runner RSS: $(mib "$before") MiB before, $(mib "$after") MiB after $total requests (growth $(mib $((after - before))) MiB, bound $rss_growth_mib MiB)"
 if [ $((after - before)) -gt $((rss_growth_mib * 1024)) ]; then
