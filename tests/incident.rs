@@ -96,22 +96,26 @@ struct Run {
     done: usize,
     /// Subjects whose job is still `pending` and was never claimed.
     never_computed: HashSet<String>,
+    /// Jobs claimed but not done: their invocation ran out of time, and their redeliveries
+    /// were throttled (a read after the lease passes starts them again).
+    started_not_done: usize,
     invocations: u64,
     throttles: u64,
     max_in_flight: usize,
 }
 
 impl Run {
-    const HEADER: &'static str = "| run | subjects | valid messages in the DLQ | jobs done | jobs never computed | compute invocations | throttled | time to drain |\n|---|---|---|---|---|---|---|---|";
+    const HEADER: &'static str = "| run | subjects | valid messages in the DLQ | jobs done | jobs never computed | jobs started, not done | compute invocations | throttled | time to drain |\n|---|---|---|---|---|---|---|---|---|";
 
     fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
             self.label,
             self.subjects,
             self.dead_lettered.len(),
             self.done,
             self.never_computed.len(),
+            self.started_not_done,
             self.invocations,
             self.throttles,
             self.drained_in.as_secs_f64()
@@ -189,20 +193,23 @@ async fn run(subjects: usize, without_maximum_concurrency: bool) -> Run {
         })
         .collect();
     let compute = system.runner.stats.function("ComputeFunction");
+    let done = records
+        .iter()
+        .filter(|r| r.status == ScoreStatus::Done)
+        .count();
+    let never_computed: HashSet<String> = records
+        .iter()
+        .filter(|r| r.status == ScoreStatus::Pending && r.attempts == 0)
+        .map(|r| r.subject_id.as_str().to_owned())
+        .collect();
     let result = Run {
         label,
         subjects,
         drained_in,
         dead_lettered,
-        done: records
-            .iter()
-            .filter(|r| r.status == ScoreStatus::Done)
-            .count(),
-        never_computed: records
-            .iter()
-            .filter(|r| r.status == ScoreStatus::Pending && r.attempts == 0)
-            .map(|r| r.subject_id.as_str().to_owned())
-            .collect(),
+        done,
+        started_not_done: subjects - done - never_computed.len(),
+        never_computed,
         invocations: compute.invocations(),
         throttles: compute.throttles(),
         max_in_flight: compute.max_in_flight(),
