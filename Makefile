@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: help dev test smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
 
 ## make help: this list.
 help:
@@ -21,6 +21,18 @@ test:
 	@scripts/venv.sh moto
 	$(CARGO) build --workspace --bins
 	@scripts/moto.sh run $(CARGO) test --workspace --all-targets --no-fail-fast
+
+## make reliability: the incident, reproduced at scale (docs/RELIABILITY.md): 500 new subjects
+## requested at once, without MaximumConcurrency and as shipped; prints both. Not in CI (minutes).
+reliability:
+	@scripts/venv.sh moto
+	@scripts/moto.sh run $(CARGO) test -p e2e-tests --test incident -- --ignored --nocapture
+
+## make soak: load and soak of the local system over loopback with wrk (installed by apt-get when
+## missing): p50/p99 per route, runner RSS before/after; fails only on a wrong status, a socket
+## error or RSS growth beyond a generous bound, never on speed. Not in CI (minutes).
+soak:
+	@scripts/soak.sh
 
 ## make smoke API_URL=https://<api-id>.execute-api.<region>.amazonaws.com: the smoke test of a
 ## deployed stack, through its HTTP API, signed (SigV4) with your AWS credentials. SMOKE_ARGS passes

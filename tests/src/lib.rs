@@ -21,13 +21,27 @@ impl System {
     /// Provisions a private copy of template.yaml (with Parameter overrides) and starts
     /// playing every event source, with the HTTP API on a free port.
     pub async fn start(overrides: &[(&str, &str)]) -> Self {
-        Self::start_with_faults(overrides, None).await
+        Self::launch(overrides, None, false).await
     }
 
     /// [`System::start`], with `faults` injected into every AWS call the functions make.
     pub async fn start_with_faults(
         overrides: &[(&str, &str)],
         faults: Option<std::sync::Arc<emulator::faults::FaultPlan>>,
+    ) -> Self {
+        Self::launch(overrides, faults, false).await
+    }
+
+    /// [`System::start`], optionally with every SQS event source played as if its
+    /// `ScalingConfig.MaximumConcurrency` were removed (the incident; see `tests/incident.rs`).
+    pub async fn start_with(overrides: &[(&str, &str)], without_maximum_concurrency: bool) -> Self {
+        Self::launch(overrides, None, without_maximum_concurrency).await
+    }
+
+    async fn launch(
+        overrides: &[(&str, &str)],
+        faults: Option<std::sync::Arc<emulator::faults::FaultPlan>>,
+        without_maximum_concurrency: bool,
     ) -> Self {
         let runner = Runner::start(
             emulator::test_sdk_config(),
@@ -40,6 +54,7 @@ impl System {
                     .collect(),
                 tail_score_events: false,
                 faults,
+                without_maximum_concurrency,
             },
         )
         .await

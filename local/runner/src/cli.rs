@@ -12,6 +12,7 @@ pub struct Options {
     pub prefix: String,
     pub seed_demo: bool,
     pub parameter_overrides: HashMap<String, String>,
+    pub without_maximum_concurrency: bool,
 }
 
 /// The local runner: API Gateway and every event source mapping of template.yaml, played over
@@ -34,6 +35,11 @@ struct Args {
     /// Override a template.yaml Parameter (as sam deploy --parameter-overrides); repeatable
     #[arg(long = "param", value_name = "Name=Value", value_parser = name_value)]
     params: Vec<(String, String)>,
+    /// Play the SQS event sources as if their ScalingConfig.MaximumConcurrency were removed:
+    /// pollers blind to the reserved concurrency, throttled batches back on the queue (the
+    /// incident of docs/RELIABILITY.md; never what is deployed)
+    #[arg(long)]
+    without_maximum_concurrency: bool,
 }
 
 fn name_value(pair: &str) -> Result<(String, String), String> {
@@ -71,6 +77,7 @@ impl Options {
             prefix: args.prefix.to_ascii_lowercase(),
             seed_demo: args.seed_demo,
             parameter_overrides: args.params.into_iter().collect(),
+            without_maximum_concurrency: args.without_maximum_concurrency,
         })
     }
 }
@@ -145,6 +152,12 @@ mod tests {
         )
         .unwrap();
         assert!(options.seed_demo);
+        assert!(!options.without_maximum_concurrency, "off by default");
+        assert!(
+            Options::parse(None, args(&["--without-maximum-concurrency"]))
+                .unwrap()
+                .without_maximum_concurrency
+        );
         assert_eq!(options.parameter_overrides["ComputeTimeout"], "30");
         assert_eq!(options.prefix, "demo");
         assert!(Options::parse(None, args(&["--param", "oops"])).is_err());
@@ -165,6 +178,7 @@ mod tests {
             "--prefix",
             "--seed-demo",
             "--param",
+            "--without-maximum-concurrency",
             "AWS_ENDPOINT_URL",
         ] {
             assert!(help.contains(flag), "{flag} missing from\n{help}");

@@ -4,8 +4,9 @@
 //! the template plays its event sources with the template's settings and calls the same handler
 //! the Lambda binary calls ([`functions`]):
 //! - `HttpApi` events: an HTTP server on 127.0.0.1 ([`http_api`]);
-//! - `SQS` events: pollers honouring BatchSize, the batching window, MaximumConcurrency and
-//!   partial batch responses ([`sqs_source`]);
+//! - `SQS` events: pollers honouring BatchSize, the batching window, MaximumConcurrency (or,
+//!   without it, throttled at the reserved concurrency as in Lambda) and partial batch responses
+//!   ([`sqs_source`]);
 //! - `DynamoDB` stream events: a poller applying FilterCriteria, batch size, partial batch
 //!   responses, retries, bisection and the on-failure destination ([`stream_source`]).
 //!
@@ -34,7 +35,8 @@ use tokio::task::JoinHandle;
 use crate::functions::Handler;
 use crate::stats::Stats;
 
-/// Without a ScalingConfig, Lambda scales SQS pollers up to 1,000; locally we stop at this.
+/// Without a ScalingConfig, Lambda starts an SQS event source with five pollers and scales them
+/// up to 1,000; locally we stop at five (more pollers would only be throttled more).
 pub const DEFAULT_LOCAL_SQS_CONCURRENCY: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,9 @@ pub struct RunnerOptions {
     /// Faults injected into every AWS call the functions' code makes (not the runner's own
     /// pollers): throttling, 5xx, dropped connections, timeouts, latency, hangs.
     pub faults: Option<Arc<emulator::faults::FaultPlan>>,
+    /// Play every SQS event source as if its `ScalingConfig.MaximumConcurrency` were removed
+    /// ([`sqs_source::Polling::Uncapped`]): the incident of docs/RELIABILITY.md. Off by default.
+    pub without_maximum_concurrency: bool,
 }
 
 pub struct Runner {
@@ -133,6 +138,7 @@ impl Runner {
             listener: Some(listener),
             stats: Stats::default(),
             tasks: Vec::new(),
+            without_maximum_concurrency: options.without_maximum_concurrency,
         };
         for (id, function) in &resources.functions {
             startup.play(id, function)?;
@@ -183,6 +189,8 @@ struct Startup<'a> {
     listener: Option<TcpListener>,
     stats: Stats,
     tasks: Vec<JoinHandle<()>>,
+    /// [`RunnerOptions::without_maximum_concurrency`].
+    without_maximum_concurrency: bool,
 }
 
 impl Startup<'_> {
@@ -274,22 +282,26 @@ impl Startup<'_> {
             .resources
             .queue_by_arn(queue_arn)
             .ok_or_else(|| event_error(id, event, "its queue was not provisioned"))?;
-        // Like Lambda: the mapping's MaximumConcurrency, never above the reserved concurrency.
-        let concurrency = maximum_concurrency
-            .map(|n| n as usize)
-            .unwrap_or(DEFAULT_LOCAL_SQS_CONCURRENCY)
-            .min(
-                function
-                    .reserved_concurrency
-                    .map_or(usize::MAX, |n| n as usize),
-            );
+        let reserved_concurrency = function.reserved_concurrency.map(|n| n as usize);
+        let maximum_concurrency = maximum_concurrency.filter(|_| !self.without_maximum_concurrency);
+        let polling = match maximum_concurrency {
+            // The mapping's MaximumConcurrency, never above the reserved concurrency.
+            Some(n) => sqs_source::Polling::Capped {
+                slots: (n as usize).min(reserved_concurrency.unwrap_or(usize::MAX)),
+            },
+            // Lambda's pollers, blind to the reserved concurrency: the incident.
+            None => sqs_source::Polling::Uncapped {
+                pollers: DEFAULT_LOCAL_SQS_CONCURRENCY,
+                reserved_concurrency,
+            },
+        };
         Ok(sqs_source::SqsSource {
             function: id.to_owned(),
             queue_url: queue.url.clone(),
             queue_arn: queue.arn.clone(),
             batch_size: *batch_size,
             batching_window: Duration::from_secs(u64::from(*batching_window_seconds)),
-            concurrency,
+            polling,
             report_batch_item_failures: *report_batch_item_failures,
             timeout: Duration::from_secs(function.timeout_seconds),
             rewrite: self

@@ -15,6 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             parameter_overrides: options.parameter_overrides.clone(),
             tail_score_events: true,
             faults: None,
+            without_maximum_concurrency: options.without_maximum_concurrency,
         },
     )
     .await?;

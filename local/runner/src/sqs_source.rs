@@ -1,12 +1,13 @@
 //! Plays an SQS event source mapping: polls the queue, builds the `SqsEvent` Lambda would
 //! deliver, invokes the handler, and deletes what succeeded.
 //!
-//! As in AWS: at most `MaximumConcurrency` batches are in flight (one poller per slot, each
-//! receiving only when its slot is free, so no message is received just to be throttled);
-//! batches fill up to `BatchSize` within `MaximumBatchingWindowInSeconds`; with
-//! `ReportBatchItemFailures` only the listed messages stay on the queue, otherwise an error
-//! leaves the whole batch; what stays becomes visible again after the visibility timeout, so
-//! `ApproximateReceiveCount`, `maxReceiveCount` and the DLQ behave as in AWS.
+//! As in AWS: when pollers receive is the mapping's [`Polling`] strategy (with
+//! `MaximumConcurrency`, as shipped, no message is received just to be throttled; without it,
+//! the incident of docs/RELIABILITY.md); batches fill up to `BatchSize` within
+//! `MaximumBatchingWindowInSeconds`; with `ReportBatchItemFailures` only the listed messages
+//! stay on the queue, otherwise an error leaves the whole batch; what stays becomes visible
+//! again after the visibility timeout, so `ApproximateReceiveCount`, `maxReceiveCount` and the
+//! DLQ behave as in AWS.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +34,53 @@ pub type SqsHandler = Arc<
 /// A message body rewrite applied before the handler sees it (see `emulator::s3_events`).
 pub type BodyRewrite = fn(&str) -> String;
 
+/// When the pollers of a mapping receive: what separates the configuration Deferred ships from
+/// the incident it exists to avoid (docs/RELIABILITY.md). Every poller receives one batch, runs
+/// it, and only then receives again; the strategies differ in how many pollers there are and
+/// whether the function can refuse their batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polling {
+    /// `ScalingConfig.MaximumConcurrency` set (template.yaml sets it on every SQS source): one
+    /// poller per slot, `slots` = `min(MaximumConcurrency, reserved concurrency)`, so a message
+    /// is received only when the function has a slot to run it. Nothing is ever throttled.
+    Capped { slots: usize },
+    /// No `MaximumConcurrency` (local-runner `--without-maximum-concurrency`): `pollers` (five,
+    /// as Lambda starts; it then adds more while messages wait) receive whatever the function's
+    /// free concurrency. A batch that arrives while the function runs `reserved_concurrency`
+    /// invocations is throttled: not invoked, not deleted, it reappears when its visibility
+    /// timeout passes with its receive count raised. After `maxReceiveCount` such receives SQS
+    /// moves a valid message to the DLQ without the function ever having seen it. (Lambda also
+    /// retries a throttled invocation for a while within the visibility timeout before giving
+    /// the batch back; this gives up at once, which changes how fast messages are lost, not
+    /// whether.)
+    Uncapped {
+        pollers: usize,
+        reserved_concurrency: Option<usize>,
+    },
+}
+
+impl Polling {
+    fn pollers(self) -> usize {
+        match self {
+            Polling::Capped { slots } => slots,
+            Polling::Uncapped { pollers, .. } => pollers,
+        }
+        .max(1)
+    }
+
+    /// The concurrency beyond which the function refuses an invocation from this mapping.
+    fn throttles_beyond(self) -> Option<usize> {
+        match self {
+            // The pollers never have more batches in flight than the function has slots.
+            Polling::Capped { .. } => None,
+            Polling::Uncapped {
+                reserved_concurrency,
+                ..
+            } => reserved_concurrency,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SqsSource {
     pub function: String,
@@ -40,14 +88,14 @@ pub struct SqsSource {
     pub queue_arn: String,
     pub batch_size: u32,
     pub batching_window: Duration,
-    pub concurrency: usize,
+    pub polling: Polling,
     pub report_batch_item_failures: bool,
     pub timeout: Duration,
     pub rewrite: Option<BodyRewrite>,
 }
 
 impl SqsSource {
-    /// Runs `concurrency` pollers until `shutdown` turns true.
+    /// Runs the pollers of its [`Polling`] strategy until `shutdown` turns true.
     pub async fn run(
         self,
         sqs: aws_sdk_sqs::Client,
@@ -56,7 +104,7 @@ impl SqsSource {
         shutdown: watch::Receiver<bool>,
     ) {
         let source = Arc::new(self);
-        let pollers = (0..source.concurrency.max(1)).map(|_| {
+        let pollers = (0..source.polling.pollers()).map(|_| {
             let (source, sqs, handler, stats, shutdown) = (
                 source.clone(),
                 sqs.clone(),
@@ -180,6 +228,8 @@ impl SqsSource {
         serde_json::from_value(json!({ "Records": records })).expect("the SQS event shape is valid")
     }
 
+    /// Invokes the function with the batch and deletes what succeeded. A throttled invocation
+    /// deletes nothing: the batch stays invisible until its visibility timeout passes.
     async fn invoke(
         &self,
         sqs: &aws_sdk_sqs::Client,
@@ -190,12 +240,22 @@ impl SqsSource {
         let event = self.event(&batch);
         let context = crate::invocation_context(&self.function, self.timeout);
         let started = Instant::now();
-        let outcome = stats
-            .invoke(
+        let Some(outcome) = stats
+            .invoke_within(
+                self.polling.throttles_beyond(),
                 self.timeout,
                 handler(lambda_runtime::LambdaEvent::new(event, context)),
             )
-            .await;
+            .await
+        else {
+            tracing::info!(
+                function = %self.function,
+                batch_size = batch.len(),
+                outcome = "throttled",
+                "invocation throttled at the reserved concurrency: the batch returns to the queue after its visibility timeout"
+            );
+            return;
+        };
         let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id.clone()).collect();
         let failed: HashSet<String> = match &outcome {
             Ok(Ok(response)) if self.report_batch_item_failures => response
