@@ -92,10 +92,13 @@ impl ComputeRequested {
     }
 
     /// Parses the message (an unknown version or type fails to parse) and checks it is a
-    /// `compute.requested`; the error says what is wrong with it.
+    /// `compute.requested`; the error says what is wrong with it (in at most
+    /// [`MAX_ERROR_CHARS`](crate::error::MAX_ERROR_CHARS) characters).
     pub fn from_json(body: &str) -> Result<Self, Error> {
-        let event: Self = serde_json::from_str(body)
-            .map_err(|e| Error::InvalidEvent(format!("not a compute.requested event: {e}")))?;
+        let event: Self = serde_json::from_str(body).map_err(|e| {
+            let text = format!("not a compute.requested event: {e}");
+            Error::InvalidEvent(crate::error::shorten(&text, crate::error::MAX_ERROR_CHARS))
+        })?;
         if event.kind != EventType::ComputeRequested {
             return Err(Error::InvalidEvent(format!(
                 "expected {}, got {}",
@@ -214,5 +217,17 @@ mod tests {
             err.to_string().contains("expected compute.requested"),
             "{err}"
         );
+    }
+
+    /// Regression: serde's error quotes the refused value whole, so a message of any size made
+    /// an error (and a log line) as long.
+    #[test]
+    fn errors_quote_the_message_in_part() {
+        let mut json = serde_json::to_value(requested()).unwrap();
+        json["type"] = "x".repeat(200_000).into();
+        let err = ComputeRequested::from_json(&json.to_string()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown variant `xxx"), "{text}");
+        assert!(text.chars().count() <= crate::error::MAX_ERROR_CHARS + 20);
     }
 }
