@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: dev test smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: dev test smoke lint fmt clippy machete lint-template bench fuzz lambda-build lambda-check moto-up moto-down clean-local
 
 ## make dev: the emulator, the local runner (HTTP API on 127.0.0.1:$(PORT)), demo data.
 dev:
@@ -51,6 +51,12 @@ lint-template:
 ## make bench: feature extraction + scoring throughput (figures in docs/BENCHMARKS.md).
 bench:
 	$(CARGO) bench -p compute
+
+## make fuzz: every fuzz target of fuzz/ for FUZZ_SECONDS (default 20) each, from a seed corpus of
+## the events/ payloads and test datasets (cargo-fuzz, pinned and installed into .venv/cargo by
+## the script). FUZZ_TARGETS="dataset s3_event" runs some of them. See docs/RELIABILITY.md.
+fuzz:
+	@scripts/fuzz.sh
 
 ## make lambda-check: build the real Lambda binaries and feed each its events/ payloads through
 ## the Lambda Runtime API (cargo lambda watch + cargo lambda invoke).
