@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench fuzz lambda-build lambda-check moto-up moto-down clean-local
 
 ## make help: this list.
 help:
@@ -67,6 +67,12 @@ lint-template:
 ## make bench: feature extraction + scoring throughput (figures in docs/BENCHMARKS.md).
 bench:
 	$(CARGO) bench -p compute
+
+## make fuzz: every fuzz target of fuzz/ for FUZZ_SECONDS (default 20) each, from a seed corpus of
+## the events/ payloads and test datasets (cargo-fuzz, pinned and installed into .venv/cargo by
+## the script). FUZZ_TARGETS="dataset s3_event" runs some of them. See docs/RELIABILITY.md.
+fuzz:
+	@scripts/fuzz.sh
 
 ## make lambda-check: build the real Lambda binaries and feed each its events/ payloads through
 ## the Lambda Runtime API (cargo lambda watch + cargo lambda invoke).

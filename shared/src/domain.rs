@@ -98,6 +98,14 @@ impl TryFrom<String> for JobId {
 impl std::str::FromStr for JobId {
     type Err = ulid::DecodeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // 26 base-32 characters hold 130 bits and a ULID has 128, so the first is 0-7. The ulid
+        // crate drops the 2 extra bits: "8ZZ…" would read as "0ZZ…", two texts for one job.
+        if s.as_bytes()
+            .first()
+            .is_some_and(|c| !(b'0'..=b'7').contains(c))
+        {
+            return Err(ulid::DecodeError::InvalidChar);
+        }
         ulid::Ulid::from_string(s).map(Self)
     }
 }
@@ -532,5 +540,29 @@ mod tests {
         assert_eq!(text.len(), 26);
         assert_eq!(JobId::try_from(text).unwrap(), id);
         assert!(JobId::try_from("not-a-ulid".to_owned()).is_err());
+    }
+
+    /// Regression: a first character above 7 overflowed 128 bits and was read as another id
+    /// ("ZZZ…" as "7ZZ…"), so two different texts named one job.
+    #[test]
+    fn job_ids_beyond_128_bits_are_refused() {
+        let max = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
+        assert_eq!(max.parse::<JobId>().unwrap().to_string(), max);
+        for overflow in [
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "80000000000000000000000000",
+        ] {
+            assert!(overflow.parse::<JobId>().is_err(), "{overflow}");
+            assert!(serde_json::from_str::<JobId>(&format!("\"{overflow}\"")).is_err());
+        }
+        for text in [
+            "",
+            "0",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAVV",
+        ] {
+            assert!(text.parse::<JobId>().is_err(), "{text}");
+        }
     }
 }

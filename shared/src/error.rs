@@ -139,9 +139,14 @@ fn classify<E: ProvideErrorMetadata>(
     }
 }
 
+/// The longest error text, in characters, that a log line or a response carries. Parsers quote
+/// the input they refuse (serde names an unexpected value whole), so without a bound an input
+/// of 256 KiB would make an error, and every log line that carries it, as long.
+pub const MAX_ERROR_CHARS: usize = 1024;
+
 /// An error and its sources, `outer: inner: innermost`, for logs (never for a response: it may
 /// name tables, ARNs and keys). A cause whose text the chain already holds is left out (the
-/// SDK's errors repeat their source's message).
+/// SDK's errors repeat their source's message). At most [`MAX_ERROR_CHARS`] characters.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -153,7 +158,18 @@ pub fn chain(error: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    text
+    shorten(&text, MAX_ERROR_CHARS)
+}
+
+/// `text` cut to at most `max` characters (`max` >= 1), the last one a `…` where it was cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some(_) => {
+            let (cut, _) = text.char_indices().nth(max - 1).unwrap_or((0, ' '));
+            format!("{}…", &text[..cut])
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +189,15 @@ mod tests {
             chain(&outer),
             "DynamoDB PutItem failed: dispatch failure: connection reset"
         );
+    }
+
+    #[test]
+    fn texts_are_shortened_at_a_character_boundary() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "ab…");
+        assert_eq!(shorten("ééé", 2), "é…");
+        assert_eq!(shorten("", 1), "");
+        let long = Layer(Box::leak("日".repeat(5000).into_boxed_str()), None);
+        assert_eq!(chain(&long).chars().count(), MAX_ERROR_CHARS);
     }
 }

@@ -92,10 +92,15 @@ impl ComputeRequested {
     }
 
     /// Parses the message (an unknown version or type fails to parse) and checks it is a
-    /// `compute.requested`; the error says what is wrong with it.
+    /// `compute.requested`; the error says what is wrong with it (in at most
+    /// [`MAX_ERROR_CHARS`](crate::error::MAX_ERROR_CHARS) characters). A trace id longer than
+    /// [`TRACE_ID_MAX_LEN`] is dropped, as [`ComputeRequested::new`] drops it.
     pub fn from_json(body: &str) -> Result<Self, Error> {
-        let event: Self = serde_json::from_str(body)
-            .map_err(|e| Error::InvalidEvent(format!("not a compute.requested event: {e}")))?;
+        let mut event: Self = serde_json::from_str(body).map_err(|e| {
+            let text = format!("not a compute.requested event: {e}");
+            Error::InvalidEvent(crate::error::shorten(&text, crate::error::MAX_ERROR_CHARS))
+        })?;
+        event.trace_id = event.trace_id.filter(|t| t.len() <= TRACE_ID_MAX_LEN);
         if event.kind != EventType::ComputeRequested {
             return Err(Error::InvalidEvent(format!(
                 "expected {}, got {}",
@@ -214,5 +219,30 @@ mod tests {
             err.to_string().contains("expected compute.requested"),
             "{err}"
         );
+    }
+
+    /// Regression: serde's error quotes the refused value whole, so a message of any size made
+    /// an error (and a log line) as long.
+    #[test]
+    fn errors_quote_the_message_in_part() {
+        let mut json = serde_json::to_value(requested()).unwrap();
+        json["type"] = "x".repeat(200_000).into();
+        let err = ComputeRequested::from_json(&json.to_string()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown variant `xxx"), "{text}");
+        assert!(text.chars().count() <= crate::error::MAX_ERROR_CHARS + 20);
+    }
+
+    /// Regression: only `new` dropped an oversized trace id; one read from a message was kept
+    /// whatever its length (and logged with every line of the job).
+    #[test]
+    fn an_oversized_trace_id_is_dropped_when_parsed_too() {
+        let mut json = serde_json::to_value(requested()).unwrap();
+        json["trace_id"] = "t".repeat(TRACE_ID_MAX_LEN).into();
+        let kept = ComputeRequested::from_json(&json.to_string()).unwrap();
+        assert_eq!(kept.trace_id.unwrap().len(), TRACE_ID_MAX_LEN);
+        json["trace_id"] = "t".repeat(TRACE_ID_MAX_LEN + 1).into();
+        let dropped = ComputeRequested::from_json(&json.to_string()).unwrap();
+        assert_eq!(dropped.trace_id, None);
     }
 }

@@ -14,7 +14,7 @@
 //! `cancelled`) and a non-empty `buyer`; `card_country` and `ip_country` are optional, other
 //! fields (`currency`, ...) are ignored. Any other non-blank line is counted in
 //! `malformed_lines` and skipped; blank lines are ignored; a line longer than
-//! [`MAX_LINE_BYTES`] is malformed.
+//! [`MAX_LINE_BYTES`] (not counting its `\n` or `\r\n`) is malformed, whatever it holds.
 //!
 //! ## Features (names as in [`FeatureSummary::features`])
 //! | feature | definition |
@@ -81,7 +81,8 @@ pub mod names {
     ];
 }
 
-/// Longer lines are malformed (and skipped without being held in memory whole).
+/// Longer lines (not counting the line terminator, `\n` or `\r\n`) are malformed, and are
+/// skipped without being held in memory whole.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Largest accepted amount; larger ones make the line malformed (and keep the exact sums far
@@ -185,12 +186,12 @@ impl FeatureAccumulator {
     /// transaction; blank lines are ignored, anything else that is not a transaction is counted
     /// as malformed.
     pub fn push_line(&mut self, line: &[u8]) -> bool {
-        let line = trim_ascii(line);
-        if line.is_empty() {
+        if without_terminator(line).len() > MAX_LINE_BYTES {
+            self.malformed += 1;
             return false;
         }
-        if line.len() > MAX_LINE_BYTES {
-            self.malformed += 1;
+        let line = trim_ascii(line);
+        if line.is_empty() {
             return false;
         }
         match parse(line) {
@@ -205,19 +206,22 @@ impl FeatureAccumulator {
         }
     }
 
-    /// Pushes every line of `reader`, holding at most [`MAX_LINE_BYTES`] (+1) of a line in
-    /// memory. I/O errors (an interrupted download, corrupt gzip) are returned as they are.
+    /// Pushes every line of `reader`, holding at most [`MAX_LINE_BYTES`] (+2, for a `\r\n`) of
+    /// a line in memory; the same as [`push_line`](Self::push_line) for each line. I/O errors
+    /// (an interrupted download, corrupt gzip) are returned as they are.
     pub fn push_reader<R: BufRead>(&mut self, mut reader: R) -> io::Result<()> {
         let mut line = Vec::with_capacity(1024);
+        let limit = MAX_LINE_BYTES + 2;
         loop {
             line.clear();
-            let limit = (MAX_LINE_BYTES + 1) as u64;
-            let read = io::Read::take(reader.by_ref(), limit).read_until(b'\n', &mut line)?;
+            let read =
+                io::Read::take(reader.by_ref(), limit as u64).read_until(b'\n', &mut line)?;
             if read == 0 {
                 return Ok(());
             }
-            if line.last() != Some(&b'\n') && line.len() > MAX_LINE_BYTES {
-                // Too long: count it once and skip to the end of the line.
+            if line.last() != Some(&b'\n') && line.len() == limit {
+                // No line end within MAX + 2 bytes: too long whatever follows. Count it once
+                // and skip to the end of the line.
                 self.malformed += 1;
                 skip_line(&mut reader)?;
                 continue;
@@ -484,6 +488,13 @@ impl Hasher for MixHasher {
     }
 }
 
+/// The line without its terminator (`\n` or `\r\n`; a trailing `\r` alone counts as one too,
+/// so that a line's length does not depend on how it was split).
+fn without_terminator(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 fn trim_ascii(mut line: &[u8]) -> &[u8] {
     while let [rest @ .., last] = line {
         if last.is_ascii_whitespace() {
@@ -686,6 +697,44 @@ mod tests {
         acc.push_reader(std::io::BufReader::with_capacity(100, input.as_bytes()))
             .unwrap();
         assert_eq!((acc.rows(), acc.malformed_lines()), (3, 1));
+    }
+
+    /// Regression: the reader counted the limit on the raw line (leading blanks and `\r`
+    /// included) and `push_line` on the trimmed one, so a line at the limit was a row through
+    /// one and malformed through the other.
+    #[test]
+    fn the_line_limit_is_the_same_line_by_line_and_through_a_reader() {
+        let good = tx("2026-11-01T12:00:00Z", 10.0, "paid", "b", "JP", "JP");
+        let padded = |len: usize, lead: usize| {
+            let mut line = " ".repeat(lead) + &good;
+            line.push_str(&" ".repeat(len - line.len()));
+            line
+        };
+        let cases = [
+            (padded(MAX_LINE_BYTES, 0), (1, 0)),
+            (padded(MAX_LINE_BYTES, 100), (1, 0)),
+            (padded(MAX_LINE_BYTES + 1, 0), (0, 1)),
+            (padded(MAX_LINE_BYTES + 1, 100), (0, 1)),
+            (" ".repeat(MAX_LINE_BYTES), (0, 0)),
+            (" ".repeat(MAX_LINE_BYTES + 1), (0, 1)),
+        ];
+        for (line, expected) in cases {
+            for end in ["", "\n", "\r\n"] {
+                let text = format!("{line}{end}");
+                let mut by_line = FeatureAccumulator::new();
+                by_line.push_line(text.as_bytes());
+                let mut read = FeatureAccumulator::new();
+                read.push_reader(std::io::BufReader::with_capacity(7, text.as_bytes()))
+                    .unwrap();
+                let what = format!("{} bytes ending {end:?}", line.len());
+                assert_eq!(
+                    (by_line.rows(), by_line.malformed_lines()),
+                    expected,
+                    "{what}"
+                );
+                assert_eq!((read.rows(), read.malformed_lines()), expected, "{what}");
+            }
+        }
     }
 
     #[test]

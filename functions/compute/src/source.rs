@@ -6,7 +6,7 @@
 //! side only moves bytes, decompression and parsing never run on the async workers, and no
 //! object is ever held in memory whole.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
 use crate::features::FeatureAccumulator;
@@ -222,11 +222,26 @@ impl<T: FeatureSource + ?Sized> FeatureSource for Arc<T> {
     }
 }
 
+/// gzip's magic bytes: an object that starts with them is gzipped.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Feeds one object's bytes to `acc`: gzip (recognised by its magic bytes, whatever the
 /// object's name; concatenated members too) or plain NDJSON. Blocking.
-pub fn extract<R: Read>(reader: R, acc: &mut FeatureAccumulator) -> io::Result<()> {
-    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
-    let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+pub fn extract<R: Read>(mut reader: R, acc: &mut FeatureAccumulator) -> io::Result<()> {
+    // The magic bytes may arrive in two reads (a download's first chunk can be a single byte):
+    // read both before deciding, then put them back in front.
+    let mut head = [0u8; GZIP_MAGIC.len()];
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let is_gzip = head == GZIP_MAGIC;
+    let reader = BufReader::with_capacity(READ_BUFFER, (&head[..filled]).chain(reader));
     if is_gzip {
         let decoder = flate2::bufread::MultiGzDecoder::new(reader);
         acc.push_reader(BufReader::with_capacity(READ_BUFFER, decoder))
@@ -299,6 +314,52 @@ mod tests {
         let mut acc = FeatureAccumulator::new();
         extract(plain.as_bytes(), &mut acc).unwrap();
         assert_eq!((acc.rows(), acc.malformed_lines()), (2, 1));
+    }
+
+    /// A reader that hands out at most `chunk` bytes a read, as a download does.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.chunk).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Regression: the magic bytes were looked for in the first read only, so a gzipped object
+    /// whose first chunk was one byte long was read as text (every line malformed).
+    #[test]
+    fn gzip_is_recognised_when_its_magic_bytes_arrive_one_at_a_time() {
+        let plain = format!("{LINE}\n{LINE}\nbad\n");
+        let gzipped = gzip(plain.as_bytes());
+        for chunk in [1, 2, 3, 7, 64 * 1024] {
+            for data in [plain.as_bytes(), &gzipped[..]] {
+                let mut acc = FeatureAccumulator::new();
+                extract(Chunked { data, chunk }, &mut acc).unwrap();
+                assert_eq!(
+                    (acc.rows(), acc.malformed_lines()),
+                    (2, 1),
+                    "chunks of {chunk}"
+                );
+            }
+        }
+        for tiny in [&b""[..], b"\x1f", b"\n", b"{"] {
+            let mut acc = FeatureAccumulator::new();
+            extract(
+                Chunked {
+                    data: tiny,
+                    chunk: 1,
+                },
+                &mut acc,
+            )
+            .unwrap();
+            assert_eq!(acc.rows(), 0);
+        }
     }
 
     #[test]

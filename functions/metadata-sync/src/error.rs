@@ -14,12 +14,16 @@ pub enum Error {
     #[error("an S3 event record has no {0}")]
     MissingField(&'static str),
 
+    /// `encoded` is the key as the event carries it, cut to its first 1024 bytes.
     #[error("object key {encoded:?} does not decode to UTF-8")]
     Key {
         encoded: String,
         #[source]
         source: std::str::Utf8Error,
     },
+
+    #[error("object key is {bytes} bytes long once decoded; S3 keys are at most {limit}")]
+    KeyTooLong { bytes: usize, limit: usize },
 
     #[error("HeadObject s3://{bucket}/{key} failed")]
     Head {

@@ -95,6 +95,14 @@ pub fn notice(record: &S3EventRecord) -> Result<Option<Notice>, Error> {
     if key.is_empty() {
         return Err(Error::MissingField("s3.object.key"));
     }
+    // S3 makes no longer keys; one would fail the catalog's bulk write (and with it every
+    // message of the batch), as the catalog's `name` can hold no more either.
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::KeyTooLong {
+            bytes: key.len(),
+            limit: MAX_KEY_BYTES,
+        });
+    }
     // S3 puts a sequencer on every object event; without one no order can be kept.
     let sequencer = match record.s3.object.sequencer.as_deref() {
         Some(s) if !s.is_empty() => Sequencer::new(s),
@@ -109,6 +117,9 @@ pub fn notice(record: &S3EventRecord) -> Result<Option<Notice>, Error> {
     }))
 }
 
+/// The longest object key S3 allows (UTF-8 bytes), and so the longest a notice carries.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// Decodes a key as S3 encodes it in event notifications: form encoding, where `+` is a space
 /// and everything else (`%2B` for a plus, `%25` for a percent sign, UTF-8 bytes of non-ASCII
 /// characters, and `%2F` for a slash, which moto encodes and S3 does not) is percent-encoded.
@@ -119,9 +130,18 @@ pub fn decode_key(encoded: &str) -> Result<String, Error> {
         .decode_utf8()
         .map(|key| key.into_owned())
         .map_err(|source| Error::Key {
-            encoded: encoded.to_owned(),
+            encoded: prefix(encoded, MAX_KEY_BYTES).to_owned(),
             source,
         })
+}
+
+/// At most the first `max` bytes of `text`, cut at a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]
@@ -174,6 +194,40 @@ mod tests {
     #[test]
     fn invalid_utf8_is_an_error() {
         assert!(matches!(decode_key("a%FFb"), Err(Error::Key { .. })));
+        // The error quotes at most the first 1024 bytes of the key, whatever its length.
+        let long = format!("{}%FF", "é".repeat(100_000));
+        match decode_key(&long) {
+            Err(Error::Key { encoded, .. }) => assert!(encoded.len() <= MAX_KEY_BYTES),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Regression: a key longer than S3 allows went on to the catalog, whose bulk write then
+    /// failed for every message of the batch.
+    #[test]
+    fn a_key_longer_than_s3_allows_is_an_error_of_its_own_record() {
+        let with_key = |key: &str| {
+            record(&format!(
+                r#"{{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectRemoved:Delete",
+                    "userIdentity":{{}},"requestParameters":{{}},
+                    "s3":{{"bucket":{{"name":"b"}},"object":{{"key":"{key}","sequencer":"0A"}}}}}}"#
+            ))
+        };
+        let longest = format!("datasets/shop-1/{}", "k".repeat(MAX_KEY_BYTES - 16));
+        assert_eq!(notice(&with_key(&longest)).unwrap().unwrap().key, longest);
+        let too_long = format!("{longest}k");
+        assert!(matches!(
+            notice(&with_key(&too_long)),
+            Err(Error::KeyTooLong {
+                bytes: 1025,
+                limit: 1024
+            })
+        ));
+        // Counted decoded: 342 encoded characters are 1026 bytes.
+        assert!(matches!(
+            notice(&with_key(&"%E6%97%A5".repeat(342))),
+            Err(Error::KeyTooLong { bytes: 1026, .. })
+        ));
     }
 
     fn record(json: &str) -> S3EventRecord {

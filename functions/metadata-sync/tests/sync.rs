@@ -557,6 +557,37 @@ async fn a_poison_record_fails_only_its_own_message() {
     );
 }
 
+/// Regression: a record whose key is longer than S3 allows (only a hostile sender makes one)
+/// reached the catalog's bulk write, which DynamoDB refuses as a whole (a sort key is at most
+/// 1024 bytes): every message of the batch failed, again and again, into the DLQ.
+#[tokio::test]
+async fn a_key_longer_than_s3_allows_fails_only_its_own_message() {
+    // Arrange
+    let env = TestEnv::new().await;
+    let bucket = bucket(&env);
+    let good = event_file("out-of-order", &bucket).records.remove(0);
+    let too_long = format!("datasets/shop-42/{}.ndjson", "k".repeat(1024));
+    let mut hostile = created_message(&bucket, "too-long", &too_long, "0002");
+    hostile.body = Some(
+        hostile
+            .body
+            .unwrap()
+            .replace("ObjectCreated:Put", "ObjectRemoved:Delete"),
+    );
+
+    // Act
+    let response = handle(lambda(batch(vec![good, hostile])), &deps(&env))
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(failed_ids(&response), ["too-long"]);
+    assert!(
+        catalog_get(&env, REFUNDS).await.expect("tombstone").deleted,
+        "the good record was written"
+    );
+}
+
 #[tokio::test]
 async fn a_head_object_failure_fails_only_its_own_message() {
     // Arrange: S3 unreachable (a closed port), so HeadObject fails with a dispatch error.

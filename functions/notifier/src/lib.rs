@@ -13,7 +13,7 @@
 //! | MODIFY of a finished item that stays finished for the same job (re-write, `stale` flip) | no |
 //! | REMOVE (TTL deletion or delete: no new image) | no |
 //! | new image `pending`/`running` | no |
-//! | new image that is not a `ScoreRecord` | no: logged with its sequence number, skipped |
+//! | new image that is not a `ScoreRecord`, or cannot make a valid event (done without a result or with a score outside [0, 1], failed without an error) | no: logged with its sequence number, skipped |
 //!
 //! Publishing is SNS PublishBatch, chunk by chunk (at most 10 entries and 256 KiB a call). At the
 //! first chunk that fails as a whole, or the first entry SNS rejects, the handler stops and
@@ -99,8 +99,8 @@ pub enum Decision {
     Publish(Box<ScoreEvent>),
     /// Nothing to announce.
     Skip(SkipReason),
-    /// The new image claims to be finished but is not a valid `ScoreRecord`; it can never
-    /// succeed, so it is logged and skipped.
+    /// The new image claims to be finished but is not a valid `ScoreRecord`, or cannot make a
+    /// valid event; it can never succeed, so it is logged and skipped.
     Undecodable(String),
 }
 
@@ -134,8 +134,17 @@ pub fn decide(record: &EventRecord) -> Decision {
     }
     let decoded: ScoreRecord = match serde_dynamo::from_item(new.clone()) {
         Ok(r) => r,
-        Err(e) => return Decision::Undecodable(e.to_string()),
+        Err(e) => {
+            let why = e.to_string();
+            return Decision::Undecodable(shared::error::shorten(
+                &why,
+                shared::error::MAX_ERROR_CHARS,
+            ));
+        }
     };
+    if let Some(why) = breaks_the_event_contract(&decoded) {
+        return Decision::Undecodable(why);
+    }
     match ScoreEvent::from_record(&decoded) {
         Some(mut event) => {
             if let Some(error) = event.error.as_mut() {
@@ -145,6 +154,21 @@ pub fn decide(record: &EventRecord) -> Decision {
         }
         // Unreachable while the raw status check above agrees with ScoreStatus; kept total.
         None => Decision::Skip(SkipReason::NotFinished),
+    }
+}
+
+/// Why a finished record cannot make the event docs/ARCHITECTURE.md promises (`score.completed`
+/// with a score in [0, 1], `score.failed` with an error), if it cannot.
+fn breaks_the_event_contract(record: &ScoreRecord) -> Option<String> {
+    match (record.status, &record.result, &record.error) {
+        (ScoreStatus::Done, None, _) => Some("a done record without a result".to_owned()),
+        // DynamoDB stores no NaN or infinity, but number strings such as "1e400" or "NaN" read
+        // as one, and an event would carry it as `null`.
+        (ScoreStatus::Done, Some(result), _) if !(0.0..=1.0).contains(&result.score) => {
+            Some(format!("score {} is not a number in [0, 1]", result.score))
+        }
+        (ScoreStatus::Failed, _, None) => Some("a failed record without an error".to_owned()),
+        _ => None,
     }
 }
 

@@ -9,9 +9,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use shared::domain::SubjectId;
+use shared::error::shorten;
 use shared::score_store::BATCH_GET_MAX;
 
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, QUOTED_INPUT_CHARS};
 use crate::scores::BatchAnswer;
 use crate::view::{Answer, ScoreView};
 
@@ -108,7 +109,8 @@ pub fn wait_from_query(query: Option<&str>) -> Result<Duration, ApiError> {
     match value.trim().parse::<u64>() {
         Ok(seconds) if seconds <= MAX_WAIT_SECONDS => Ok(Duration::from_secs(seconds)),
         _ => Err(ApiError::InvalidQuery(format!(
-            "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, got {value:?}"
+            "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, got {:?}",
+            shorten(&value, QUOTED_INPUT_CHARS)
         ))),
     }
 }
@@ -144,7 +146,10 @@ pub fn batch_subjects(request: &Request) -> Result<Vec<SubjectId>, ApiError> {
             .trim()
             .to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(ApiError::UnsupportedMediaType(text.into_owned()));
+            return Err(ApiError::UnsupportedMediaType(shorten(
+                &text,
+                QUOTED_INPUT_CHARS,
+            )));
         }
     }
     let body: &[u8] = request.body().as_ref();
@@ -292,6 +297,12 @@ mod tests {
                 matches!(wait_from_query(Some(bad)), Err(ApiError::InvalidQuery(_))),
                 "{bad}"
             );
+        }
+        // The refused value is quoted in part only.
+        let long = format!("wait={}", "9".repeat(10_000));
+        match wait_from_query(Some(&long)) {
+            Err(ApiError::InvalidQuery(detail)) => assert!(detail.len() < 400, "{detail}"),
+            other => panic!("{other:?}"),
         }
     }
 

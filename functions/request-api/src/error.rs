@@ -10,10 +10,15 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde::Serialize;
 use shared::domain::{InvalidSubjectId, SubjectId};
+use shared::error::shorten;
 use shared::Retry;
 
 /// Where a throttled or failing dependency tells the caller to come back.
 pub const DEPENDENCY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How much of the caller's input a problem's `detail` quotes (JSON errors name the value they
+/// refuse, whole): enough to recognise it, and a 64 KiB body never makes a 64 KiB answer.
+pub const QUOTED_INPUT_CHARS: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -180,6 +185,7 @@ impl ApiError {
             },
             ApiError::InvalidQuery(detail) | ApiError::InvalidBody(detail) => detail.clone(),
             ApiError::MalformedJson(source) => {
+                let source = shorten(&source.to_string(), QUOTED_INPUT_CHARS);
                 format!("The body must be a JSON object {{\"subject_ids\": [\"...\"]}}: {source}.")
             }
             ApiError::PayloadTooLarge { size, limit } => {
@@ -310,6 +316,16 @@ mod tests {
             assert_eq!(problem.status.as_u16(), status, "{error:?}");
             assert!(!problem.detail.is_empty());
         }
+    }
+
+    /// Regression: serde's error quotes the refused value whole, and the detail quoted it.
+    #[test]
+    fn a_malformed_body_is_quoted_in_part() {
+        let long = format!("{{\"subject_ids\":\"{}\"}}", "x".repeat(60_000));
+        let error = serde_json::from_str::<Vec<String>>(&long[15..]).unwrap_err();
+        let detail = ApiError::MalformedJson(error).problem().detail;
+        assert!(detail.contains("invalid type: string \"xxx"), "{detail}");
+        assert!(detail.chars().count() < 300, "{detail}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod faults;
 pub mod filter_criteria;
 pub mod fixtures;
+pub mod hostile;
 pub mod iam;
 pub mod provision;
 pub mod runtime_api;
