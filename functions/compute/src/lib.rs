@@ -130,6 +130,19 @@ enum Outcome {
     Exhausted,
 }
 
+impl Outcome {
+    /// The `outcome` label of the Jobs metric.
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+            Outcome::Retry => "retry",
+            Outcome::Exhausted => "exhausted",
+        }
+    }
+}
+
 /// The Lambda handler: one [`SqsBatchResponse`] naming the messages to deliver again.
 pub async fn handle(event: LambdaEvent<SqsEvent>, deps: &Deps) -> Result<SqsBatchResponse, Error> {
     let deadline = work_deadline(event.context.deadline, DEADLINE_MARGIN);
@@ -137,6 +150,7 @@ pub async fn handle(event: LambdaEvent<SqsEvent>, deps: &Deps) -> Result<SqsBatc
     let outcomes: Vec<(Option<String>, Outcome)> = futures::stream::iter(records)
         .map(|record| async move {
             let outcome = process(&record, deps, deadline).await;
+            metrics::counter!("Jobs", "outcome" => outcome.name()).increment(1);
             (record.message_id, outcome)
         })
         .buffer_unordered(MESSAGES_IN_FLIGHT)
@@ -182,7 +196,13 @@ async fn process(record: &SqsMessage, deps: &Deps, deadline: Option<Instant>) ->
         .get("ApproximateReceiveCount")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // When SQS received the message: the queue lag is measured from it at the claim.
+    let sent_at_ms: Option<u64> = record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|v| v.parse().ok());
     let job = Job {
+        sent_at_ms,
         subject: request.subject_id,
         job_id: request.job_id,
         claim_id: ClaimId::new(),
@@ -191,7 +211,7 @@ async fn process(record: &SqsMessage, deps: &Deps, deadline: Option<Instant>) ->
     };
     let span = tracing::info_span!(
         "job",
-        subject = %job.subject,
+        subject_id = %job.subject,
         job_id = %job.job_id,
         message_id,
         receive_count,
@@ -201,6 +221,7 @@ async fn process(record: &SqsMessage, deps: &Deps, deadline: Option<Instant>) ->
 }
 
 struct Job {
+    sent_at_ms: Option<u64>,
     subject: SubjectId,
     job_id: JobId,
     claim_id: ClaimId,
@@ -240,6 +261,10 @@ impl Job {
         {
             Ok(ClaimOutcome::Claimed(record)) => {
                 tracing::info!(attempts = record.attempts, "job claimed");
+                if let Some(sent_at_ms) = self.sent_at_ms {
+                    let lag_ms = (Utc::now().timestamp_millis() as u64).saturating_sub(sent_at_ms);
+                    metrics::histogram!("QueueLag").record(lag_ms as f64);
+                }
             }
             Ok(ClaimOutcome::NotClaimable(Some(current)))
                 if current.is_claimable(self.job_id, Utc::now())
@@ -338,6 +363,10 @@ impl Job {
         match stored {
             Ok(Some(_)) => {
                 let summary = &result.feature_summary;
+                metrics::histogram!("JobDuration").record(started.elapsed().as_secs_f64() * 1000.0);
+                metrics::counter!("RowsRead").increment(summary.rows);
+                metrics::counter!("BytesRead").increment(summary.bytes);
+                metrics::counter!("Scores", "band" => result.band.as_str()).increment(1);
                 tracing::info!(
                     score = result.score,
                     band = result.band.as_str(),
@@ -414,6 +443,7 @@ impl Job {
             .await;
         match stored {
             Ok(Some(_)) => {
+                metrics::counter!("JobsFailed", "code" => code.as_str()).increment(1);
                 tracing::info!(code = %code, retryable = error.retryable, message = %error.message, "job marked failed");
                 Outcome::Failed
             }

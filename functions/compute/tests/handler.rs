@@ -808,3 +808,52 @@ async fn a_subject_over_a_limit_fails_with_too_large() {
     }
     assert_eq!(h.record(&fine).await.status, ScoreStatus::Done);
 }
+
+/// The EMF metrics compute writes. The only test of this binary that flushes metrics (the
+/// recorder is per process; other tests only add to it, so these are lower bounds).
+#[tokio::test]
+async fn jobs_durations_rows_bytes_bands_failures_and_queue_lag_are_metrics() {
+    const NAMESPACE: &str = "Deferred";
+    shared::telemetry::init_metrics(NAMESPACE, "deferred-compute").unwrap();
+    let h = Harness::new().await;
+    let scored = h.subject("metrics-scored");
+    let empty = h.subject("metrics-empty");
+    h.put(&scored, "2026/10.ndjson", TYPICAL).await;
+    let (scored_job, empty_job) = (h.start(&scored).await, h.start(&empty).await);
+    let mut event = fixture("batch");
+    event.records.truncate(2);
+    retarget(&mut event, 0, &scored, scored_job);
+    retarget(&mut event, 1, &empty, empty_job);
+    // Sent a second ago: the lag at the claim is at least that.
+    let sent_ms = Utc::now().timestamp_millis() - 1000;
+    for record in &mut event.records {
+        record
+            .attributes
+            .insert("SentTimestamp".into(), sent_ms.to_string());
+    }
+
+    let response = handle(invocation(event, PLENTY), &h.deps()).await.unwrap();
+    assert!(failures(&response).is_empty());
+
+    let mut output = Vec::new();
+    shared::telemetry::flush_metrics("req-metrics", &mut output);
+    let emf = emulator::emf::Emf::parse(&output).unwrap();
+    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(NAMESPACE, metric, labels);
+    assert!(
+        total("Jobs", &[("outcome", "done")]) >= Some(1.0),
+        "{emf:#?}"
+    );
+    assert!(total("Jobs", &[("outcome", "failed")]) >= Some(1.0));
+    assert!(total("JobsFailed", &[("code", "NO_DATA")]) >= Some(1.0));
+    assert!(total("Scores", &[("band", "low")]) >= Some(1.0));
+    assert!(total("RowsRead", &[]) >= Some(12.0));
+    assert!(total("BytesRead", &[]) >= Some(TYPICAL.len() as f64));
+    assert!(emf.samples(NAMESPACE, "JobDuration", &[]) >= 1);
+    assert!(emf.samples(NAMESPACE, "QueueLag", &[]) >= 2);
+    assert!(total("QueueLag", &[]) >= Some(2000.0));
+    let text = String::from_utf8(output).unwrap();
+    assert!(
+        !text.contains(scored.as_str()),
+        "a subject id in metrics: {text}"
+    );
+}

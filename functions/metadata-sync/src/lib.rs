@@ -400,6 +400,15 @@ impl<'a> BatchSync<'a> {
             .map(|i| message_id(&self.messages[*i]).to_owned())
             .collect();
         let report = &self.report;
+        let (written, skipped) = report.apply.map_or((0, 0), |a| (a.written, a.skipped));
+        for (outcome, count) in [
+            ("written", written),
+            ("skipped", skipped),
+            ("superseded", report.superseded),
+        ] {
+            metrics::counter!("CatalogObjects", "outcome" => outcome).increment(count as u64);
+        }
+        metrics::counter!("MessagesFailed").increment(report.failed.len() as u64);
         info!(
             messages = report.messages,
             test_events = report.test_events,

@@ -1,11 +1,16 @@
 //! The metadata-sync Lambda: configuration and clients once per cold start, then [`metadata_sync::handle`].
 
-use lambda_runtime::service_fn;
+use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
     let deps = metadata_sync::Deps::from_env(&shared::config::Env::process(), &sdk)?;
-    lambda_runtime::run(service_fn(|event| metadata_sync::handle(event, &deps))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| async {
+        let request_id = event.context.request_id.clone();
+        shared::telemetry::invocation(&request_id, Box::pin(metadata_sync::handle(event, &deps)))
+            .await
+    }))
+    .await
 }

@@ -762,3 +762,34 @@ async fn s3_notifications_from_moto_are_synced_end_to_end() {
     assert!(response.batch_item_failures.is_empty());
     assert!(catalog_get(&env, key).await.expect("a tombstone").deleted);
 }
+
+/// The EMF metrics metadata-sync writes. The only test of this binary that flushes metrics (the
+/// recorder is per process; other tests only add to it, so these are lower bounds).
+#[tokio::test]
+async fn written_superseded_and_failed_objects_are_metrics() {
+    const NAMESPACE: &str = "Deferred";
+    shared::telemetry::init_metrics(NAMESPACE, "deferred-metadata-sync").unwrap();
+    let env = TestEnv::new().await;
+    put(&env, ORDERS, "{\"amount\":1200}\n").await;
+    let bucket = bucket(&env);
+    // Two records of one key (the older one superseded) and a message that is not an S3 event.
+    let event = batch(vec![
+        created_message(&bucket, "m-1", ORDERS, "00674A3B2C1D0E0F10"),
+        created_message(&bucket, "m-2", ORDERS, "00674A3B2C1D0E0F20"),
+        message_with_body("m-3", "not an S3 event"),
+    ]);
+
+    let response = handle(lambda(event), &deps(&env)).await.unwrap();
+    assert_eq!(failed_ids(&response), vec!["m-3"]);
+
+    let mut output = Vec::new();
+    shared::telemetry::flush_metrics("req-metrics", &mut output);
+    let emf = emulator::emf::Emf::parse(&output).unwrap();
+    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(NAMESPACE, metric, labels);
+    assert!(
+        total("CatalogObjects", &[("outcome", "written")]) >= Some(1.0),
+        "{emf:#?}"
+    );
+    assert!(total("CatalogObjects", &[("outcome", "superseded")]) >= Some(1.0));
+    assert!(total("MessagesFailed", &[]) >= Some(1.0));
+}

@@ -191,6 +191,8 @@ fn truncate_at_char_boundary(text: &mut String, max: usize) {
 
 /// One message to publish and the record it came from.
 struct Pending {
+    /// The event's type: the `type` label of the EventsPublished metric.
+    kind: &'static str,
     index: usize,
     sequence_number: Option<String>,
     message: OutgoingMessage,
@@ -205,6 +207,11 @@ pub async fn handle<P: PublishBatch>(
     let records = &event.payload.records;
     let (pending, tally) = transitions(records)?;
     let (published, stopped_at) = publish_in_order(&pending, deps).await?;
+    for sent in &pending[..published] {
+        metrics::counter!("EventsPublished", "type" => sent.kind).increment(1);
+    }
+    metrics::counter!("EventsFailed").increment((pending.len() - published) as u64);
+    metrics::counter!("RecordsUndecodable").increment(tally.undecodable as u64);
     let mut response = DynamoDbEventResponse::default();
     if let Some(identifier) = stopped_at {
         let mut item = DynamoDbBatchItemFailure::default();
@@ -242,7 +249,7 @@ fn transitions(records: &[EventRecord]) -> Result<(Vec<Pending>, Tally), Error> 
                     &score_event,
                 )
                 .map_err(Error::Message)?;
-                tracing::debug!(
+                tracing::info!(
                     sequence_number = sequence_number.as_deref(),
                     subject_id = %score_event.subject_id,
                     job_id = %score_event.job_id,
@@ -250,6 +257,7 @@ fn transitions(records: &[EventRecord]) -> Result<(Vec<Pending>, Tally), Error> 
                     "transition to publish"
                 );
                 pending.push(Pending {
+                    kind: score_event.kind.as_str(),
                     index,
                     sequence_number,
                     message,
@@ -398,6 +406,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(index, size)| Pending {
+                kind: "score.completed",
                 index,
                 sequence_number: Some(index.to_string()),
                 message: OutgoingMessage {

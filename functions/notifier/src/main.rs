@@ -1,11 +1,15 @@
 //! The notifier Lambda: configuration and clients once per cold start, then [`notifier::handle`].
 
-use lambda_runtime::service_fn;
+use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
     let deps = notifier::Deps::from_env(&shared::config::Env::process(), &sdk)?;
-    lambda_runtime::run(service_fn(|event| notifier::handle(event, &deps))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| async {
+        let request_id = event.context.request_id.clone();
+        shared::telemetry::invocation(&request_id, Box::pin(notifier::handle(event, &deps))).await
+    }))
+    .await
 }

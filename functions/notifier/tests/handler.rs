@@ -692,3 +692,46 @@ async fn a_publish_call_failing_as_a_whole_reports_the_first_record_of_its_chunk
     let unique: HashSet<String> = subjects(&got).into_iter().collect();
     assert_eq!(unique.len(), 10, "no message twice");
 }
+
+/// The EMF metrics notifier writes. The only test of this binary that flushes metrics (the
+/// recorder is per process; other tests only add to it, so these are lower bounds).
+#[tokio::test]
+async fn published_failed_and_undecodable_records_are_metrics() {
+    const NAMESPACE: &str = "Deferred";
+    shared::telemetry::init_metrics(NAMESPACE, "deferred-notifier").unwrap();
+    let env = TestEnv::new().await;
+    let records = mixed();
+    let rejected = sequence_number(&records[3]);
+    let rejecting = Deps::with_publisher(
+        RejectEntries {
+            inner: Publisher::new(shared::aws::sns(&env.function_sdk("NotifierFunction"))),
+            reject: HashSet::from([rejected]),
+        },
+        topic(&env),
+    );
+    let deps = Deps::from_env(
+        &env.function_env("NotifierFunction"),
+        &env.function_sdk("NotifierFunction"),
+    )
+    .unwrap();
+
+    handle(invocation(records), &rejecting).await.unwrap();
+    for name in ["completed", "failed", "undecodable"] {
+        handle(invocation(payload(name).1.records), &deps)
+            .await
+            .unwrap();
+    }
+
+    let mut output = Vec::new();
+    shared::telemetry::flush_metrics("req-metrics", &mut output);
+    let emf = emulator::emf::Emf::parse(&output).unwrap();
+    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(NAMESPACE, metric, labels);
+    assert!(
+        total("EventsPublished", &[("type", "score.completed")]) >= Some(1.0),
+        "{emf:#?}"
+    );
+    assert!(total("EventsPublished", &[("type", "score.failed")]) >= Some(1.0));
+    // The rejected entry and every one after it in its chunk.
+    assert!(total("EventsFailed", &[]) >= Some(1.0));
+    assert!(total("RecordsUndecodable", &[]) >= Some(1.0));
+}

@@ -103,7 +103,11 @@ impl Deps {
 pub async fn handle(request: Request, deps: &Deps) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let meta = RequestMeta::of(&request);
-    let span = tracing::info_span!("request", request_id = meta.request_id.as_deref());
+    let span = tracing::info_span!(
+        "request",
+        api_request_id = meta.request_id.as_deref(),
+        trace_id = meta.trace_id.as_deref()
+    );
     let mut served = Served::default();
     let outcome = AssertUnwindSafe(serve(request, deps, &meta, &mut served))
         .catch_unwind()
@@ -179,8 +183,11 @@ fn log_request(
     let route = served.route.map(RouteKey::name).unwrap_or("unmatched");
     let method = meta.method.as_str();
     let subject_id = served.subject.as_deref();
-    let request_id = meta.request_id.as_deref();
     let subjects = served.subjects;
+    let status_label = status.to_string();
+    metrics::counter!("Requests", "route" => route, "status" => status_label.clone()).increment(1);
+    metrics::histogram!("RequestLatency", "route" => route, "status" => status_label)
+        .record(started.elapsed().as_secs_f64() * 1000.0);
     if status >= 500 {
         let error = error.map(|e| shared::error::chain(e));
         tracing::error!(
@@ -190,7 +197,6 @@ fn log_request(
             latency_ms,
             subject_id,
             subjects,
-            request_id,
             error,
             "request failed"
         );
@@ -203,7 +209,6 @@ fn log_request(
             latency_ms,
             subject_id,
             subjects,
-            request_id,
             error,
             "request served"
         );

@@ -1,11 +1,19 @@
 //! request-api Lambda binary: configuration and clients once per cold start, then lambda_http.
 
-use lambda_http::{service_fn, Error};
+use lambda_http::{service_fn, Error, Request, RequestExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;
     let deps = request_api::Deps::from_env(&shared::config::Env::process(), &sdk)?;
-    lambda_http::run(service_fn(|request| request_api::handle(request, &deps))).await
+    lambda_http::run(service_fn(|request: Request| async {
+        let request_id = request
+            .lambda_context_ref()
+            .map(|context| context.request_id.clone())
+            .unwrap_or_default();
+        shared::telemetry::invocation(&request_id, Box::pin(request_api::handle(request, &deps)))
+            .await
+    }))
+    .await
 }

@@ -232,6 +232,7 @@ async fn dispatch(
     };
     match published {
         Ok(message_id) => {
+            metrics::counter!("JobsStarted", "reason" => reason_name(reason)).increment(1);
             tracing::info!(
                 subject_id = %record.subject_id,
                 job_id = %record.job_id,

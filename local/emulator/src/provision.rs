@@ -41,6 +41,7 @@ pub const NOT_EMULATED: &[(&str, &str)] = &[
         "moto does not enforce resource policies",
     ),
     ("AWS::CloudWatch::Alarm", "no metrics locally"),
+    ("AWS::CloudWatch::Dashboard", "no metrics locally"),
     (
         "AWS::IAM::Role",
         "the template has none of its own; each function's role is an IAM user (emulator::iam)",

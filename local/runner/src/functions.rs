@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use futures::FutureExt;
+use lambda_http::request::RequestContext;
+use lambda_http::RequestExt;
 use shared::config::Env;
+use tracing::Instrument;
 
 use crate::http_api::HttpHandler;
 use crate::sqs_source::SqsHandler;
@@ -33,8 +36,16 @@ macro_rules! function {
                 source: Box::new(source),
             }
         })?);
+        let name = stringify!($function).replace('_', "-");
         Handler::$kind(Arc::new(move |event| {
             let deps = deps.clone();
+            // The span Lambda's runtime opens around an invocation (the same `requestId`
+            // field), plus the function's name: here every function shares one process.
+            let span = tracing::info_span!(
+                "Lambda runtime invoke",
+                function = %name,
+                requestId = %Invocation::request_id(&event),
+            );
             async move {
                 // A killed invocation (emulator::faults::Fault::Kill) ends here, as a crash.
                 match emulator::faults::until_killed($function::handle(event, &deps)).await {
@@ -42,6 +53,7 @@ macro_rules! function {
                     Err(killed) => Err(HandlerError::from(killed)),
                 }
             }
+            .instrument(span)
             .boxed()
         }))
     }};
@@ -57,4 +69,26 @@ pub fn by_binary(binary: &str, env: &Env, sdk: &SdkConfig) -> Result<Handler, Ru
         "metadata-sync" => function!(Sqs, metadata_sync, env, sdk),
         other => return Err(RunnerError::UnknownBinary(other.to_owned())),
     })
+}
+
+/// The request id of an invocation's event, as the function's logs show it.
+trait Invocation {
+    fn request_id(&self) -> String;
+}
+
+impl<T> Invocation for lambda_runtime::LambdaEvent<T> {
+    fn request_id(&self) -> String {
+        self.context.request_id.clone()
+    }
+}
+
+impl Invocation for lambda_http::Request {
+    fn request_id(&self) -> String {
+        match self.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => {
+                context.request_id.clone().unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    }
 }

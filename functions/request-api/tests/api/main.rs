@@ -5,6 +5,7 @@ mod common;
 mod errors;
 mod fuzz;
 mod get_score;
+mod metrics;
 mod openapi;
 mod protection;
 mod refresh;

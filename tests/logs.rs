@@ -1,0 +1,133 @@
+//! One request's story in the logs: its trace id (the caller's `X-Amzn-Trace-Id`) is on
+//! request-api's line and every line compute writes for the job, and the job id leads from there
+//! to notifier's line for the completion event. Every line is one flat JSON object with a
+//! timestamp, a level and the invocation's `requestId`. The only test of this binary: it owns
+//! the process's log subscriber.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datagen::{Profile, SubjectSpec};
+use e2e_tests::System;
+use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
+use serde_json::Value;
+use shared::domain::SubjectId;
+
+const WITHIN: Duration = Duration::from_secs(120);
+const TRACE: &str = "Root=1-674a3b2c-0123456789abcdef01234567;Sampled=1";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<Value> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_requests_trace_and_job_id_lead_through_every_functions_logs() {
+    let captured = Captured::default();
+    tracing::subscriber::set_global_default(shared::telemetry::json_subscriber(
+        None,
+        captured.clone(),
+    ))
+    .unwrap();
+    let system = System::start(&[("MetadataBatchingWindowSeconds", "1")]).await;
+    let subject = SubjectId::parse("shop-logs").unwrap();
+    let catalog = shared::catalog_store::CatalogStore::new(
+        shared::aws::dynamodb(&system.runner.sdk),
+        &system.names().catalog_table,
+    );
+    let spec = SubjectSpec::new(subject.clone(), 50, Profile::Normal);
+    datagen::seed(
+        &system.s3(),
+        &catalog,
+        &system.names().data_bucket,
+        &[spec],
+        7,
+    )
+    .await
+    .unwrap();
+    system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
+
+    let first = system
+        .http
+        .get(format!("{}/v1/scores/shop-logs", system.runner.base_url()))
+        .header("x-amzn-trace-id", TRACE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 202);
+    let done = system.wait_for_result("shop-logs", WITHIN).await;
+    let job_id = done.body["job_id"].as_str().unwrap().to_owned();
+    // notifier runs after the result is stored: wait for its line.
+    let deadline = std::time::Instant::now() + WITHIN;
+    let notified = |lines: &[Value]| {
+        lines
+            .iter()
+            .any(|l| l["function"] == "notifier" && l["job_id"] == job_id.as_str())
+    };
+    while !notified(&captured.lines()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notifier line for {job_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    system.runner.shutdown().await;
+
+    let lines = captured.lines();
+    let traced: Vec<&Value> = lines.iter().filter(|l| l["trace_id"] == TRACE).collect();
+    let served = traced
+        .iter()
+        .find(|l| l["function"] == "request-api" && l["message"] == "request served")
+        .expect("request-api's line carries the trace id");
+    assert_eq!(served["status"], 202);
+    assert!(served["requestId"].is_string());
+    let computed: Vec<&&Value> = traced
+        .iter()
+        .filter(|l| l["function"] == "compute")
+        .collect();
+    assert!(
+        computed.iter().any(|l| l["message"] == "scored"),
+        "compute's lines carry the trace id: {computed:#?}"
+    );
+    for line in &computed {
+        assert_eq!(line["job_id"], job_id.as_str());
+        assert_eq!(line["subject_id"], "shop-logs");
+    }
+    for line in lines.iter().filter(|l| l["requestId"].is_string()) {
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
+        assert!(
+            line.get("span").is_none() && line.get("fields").is_none(),
+            "flat: {line}"
+        );
+    }
+}
