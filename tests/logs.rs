@@ -120,6 +120,14 @@ async fn one_requests_trace_and_job_id_lead_through_every_functions_logs() {
         assert_eq!(line["job_id"], job_id.as_str());
         assert_eq!(line["subject_id"], "shop-logs");
     }
+    let notified = lines
+        .iter()
+        .find(|l| l["function"] == "notifier" && l["job_id"] == job_id.as_str())
+        .unwrap();
+    assert_eq!(
+        notified["trace_id"], TRACE,
+        "the completion event carries the trace id"
+    );
     for line in lines.iter().filter(|l| l["requestId"].is_string()) {
         assert!(
             line["timestamp"].is_string() && line["level"].is_string(),

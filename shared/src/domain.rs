@@ -420,6 +420,10 @@ pub struct ScoreRecord {
     pub result: Option<ScoreResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// The trace header (`X-Amzn-Trace-Id`) of the request that started the job, carried into
+    /// its completion event so one search finds the request's whole story.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 fn one() -> u32 {

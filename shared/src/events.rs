@@ -132,6 +132,9 @@ pub struct ScoreEvent {
     pub duration_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// The trace header of the request that started the job, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl ScoreEvent {
@@ -155,6 +158,7 @@ impl ScoreEvent {
             completed_at: record.completed_at.unwrap_or(record.requested_at),
             duration_ms: record.duration_ms(),
             error: record.error.clone(),
+            trace_id: record.trace_id.clone(),
         })
     }
 

@@ -150,6 +150,24 @@ impl ScoreStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<StartOutcome, Error> {
+        self.start_traced_job(subject, reason, mode, now, ttl, None)
+            .await
+    }
+
+    /// [`start_job`](Self::start_job), recording the trace header of the request that started
+    /// it (at most [`TRACE_ID_MAX_LEN`](crate::events::TRACE_ID_MAX_LEN) bytes, else dropped).
+    pub async fn start_traced_job(
+        &self,
+        subject: &SubjectId,
+        reason: RequestReason,
+        mode: StartMode,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        trace_id: Option<&str>,
+    ) -> Result<StartOutcome, Error> {
+        let trace_id = trace_id
+            .filter(|t| t.len() <= crate::events::TRACE_ID_MAX_LEN)
+            .map(str::to_owned);
         let record = ScoreRecord {
             subject_id: subject.clone(),
             status: ScoreStatus::Pending,
@@ -167,6 +185,7 @@ impl ScoreStore {
             stale: false,
             result: None,
             error: None,
+            trace_id,
         };
         // Each mode binds exactly what its condition uses (DynamoDB rejects anything else).
         let condition = match mode {

@@ -87,6 +87,7 @@ async fn the_largest_events_are_far_below_the_sns_and_sqs_limit_and_publish() {
         stale: false,
         result,
         error,
+        trace_id: None,
     };
     let done = record(
         ScoreStatus::Done,

@@ -254,6 +254,7 @@ fn transitions(records: &[EventRecord]) -> Result<(Vec<Pending>, Tally), Error> 
                     subject_id = %score_event.subject_id,
                     job_id = %score_event.job_id,
                     kind = %score_event.kind,
+                    trace_id = score_event.trace_id.as_deref(),
                     "transition to publish"
                 );
                 pending.push(Pending {

@@ -149,7 +149,7 @@ pub async fn settle(
                 };
                 let outcome = deps
                     .store
-                    .start_job(subject, reason, mode, now, config.result_ttl)
+                    .start_traced_job(subject, reason, mode, now, config.result_ttl, trace_id)
                     .await?;
                 match outcome {
                     StartOutcome::Started(record) => {
@@ -422,6 +422,7 @@ mod tests {
             stale: false,
             result: None,
             error: None,
+            trace_id: None,
         }
     }
 
