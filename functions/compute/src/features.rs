@@ -9,12 +9,29 @@
 //! ## Input: one transaction per line (docs/MODEL.md, "Input: the data lake")
 //! `{"ts":"2026-11-01T12:00:00+09:00","amount":1200,"currency":"JPY","status":"paid","buyer":"b-91","card_country":"JP","ip_country":"JP"}`
 //!
-//! A line is a transaction when it is a JSON object with `ts` (RFC 3339, any UTC offset),
-//! `amount` (a number, 0 <= amount <= 1e12), `status` (`paid` | `refunded` | `chargeback` |
-//! `cancelled`) and a non-empty `buyer`; `card_country` and `ip_country` are optional, other
-//! fields (`currency`, ...) are ignored. Any other non-blank line is counted in
-//! `malformed_lines` and skipped; blank lines are ignored; a line longer than
-//! [`MAX_LINE_BYTES`] (not counting its `\n` or `\r\n`) is malformed, whatever it holds.
+//! ### The contract (the same list as docs/MODEL.md; a unit test below per rule)
+//! A line that breaks a rule is **malformed**: counted in `malformed_lines`, skipped, never
+//! fatal. Blank lines (ASCII whitespace only) are ignored.
+//! 1. At most [`MAX_LINE_BYTES`] bytes, not counting its `\n` or `\r\n`, whatever it holds; the
+//!    same limit line by line and through a reader.
+//! 2. A JSON object (not an array of the fields in order). Unknown fields are ignored; a known
+//!    field given twice makes the line malformed.
+//! 3. `ts`: an RFC 3339 (section 5.6) `date-time`, exactly: `YYYY-MM-DDThh:mm:ss`, an optional
+//!    fraction, then `Z` or `+hh:mm` / `-hh:mm` (ASCII sign); `t` and `z` as the RFC allows.
+//!    Year 0001-9999, a real calendar date, second 00-59, or 60 only at 23:59:60 UTC (offset
+//!    applied). No space separator, no Unicode minus, no other form.
+//! 4. `amount`: a JSON number, 0 <= amount <= [`MAX_AMOUNT`] in major units (`-0` is 0),
+//!    converted from its exact decimal text (exponents too: `1.5E-2`), never through a float, to
+//!    the currency's minor unit, rounded half away from zero (`1.005` USD is 1.01).
+//! 5. `currency` (optional; absent or `null`: 2 decimals): three ASCII uppercase letters, an
+//!    ISO 4217 code whose minor unit sets the rounding (0 for JPY, KRW, ...; 3 for BHD, KWD,
+//!    ...; 4 for CLF, UYW); a well-formed code we do not list gets 2.
+//! 6. `status`: `paid` | `refunded` | `chargeback` | `cancelled`; `buyer`: a non-empty string.
+//! 7. `card_country`, `ip_country` (optional): ISO 3166-1 alpha-2, two ASCII letters, compared
+//!    case-insensitively; absent, `null` or `""` is unknown; anything else is malformed.
+//!
+//! Amount features are in major units: amounts are not converted between currencies, so a
+//! subject that mixes them gets statistics over each line's amount in its own currency.
 //!
 //! ## Features (names as in [`FeatureSummary::features`])
 //! | feature | definition |
@@ -32,8 +49,8 @@
 //! Rates are 0 when their denominator is 0.
 //!
 //! ## Determinism
-//! Every running total is exact and order-independent (integer counts, amounts summed in
-//! integer hundredths, a set of 64-bit FNV-1a buyer hashes, per-hour counts), so the features —
+//! Every running total is exact and order-independent (integer counts, amounts summed as
+//! integers in ten-thousandths of a major unit, the finest ISO 4217 minor unit, a set of 64-bit FNV-1a buyer hashes, per-hour counts), so the features —
 //! and the score — do not depend on the order of lines, objects, or merges, nor on whether an
 //! object was gzipped.
 
@@ -42,8 +59,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead};
 
-use chrono::{DateTime, Timelike};
+use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use shared::domain::FeatureSummary;
 
@@ -85,15 +103,19 @@ pub mod names {
 /// skipped without being held in memory whole.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// Largest accepted amount; larger ones make the line malformed (and keep the exact sums far
-/// from overflow).
-pub const MAX_AMOUNT: f64 = 1e12;
+/// Largest accepted amount, in major units of its currency; larger ones make the line malformed
+/// (and keep the exact sums far from overflow).
+pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
 
 /// Night is local hours `0..NIGHT_END_HOUR`.
 pub const NIGHT_END_HOUR: u32 = 6;
 
-/// Amounts are summed exactly in these units (hundredths).
-const AMOUNT_SCALE: f64 = 100.0;
+/// Amounts are summed exactly in units of 10^-AMOUNT_EXPONENT of the major unit: the finest
+/// ISO 4217 minor unit (CLF, UYW), so every currency's amounts are exact integers in it.
+const AMOUNT_EXPONENT: u32 = 4;
+
+/// One major unit in amount units.
+const AMOUNT_SCALE: f64 = 10_000.0;
 
 /// Distinct buyers kept by default (8 bytes each, plus the hash set's overhead: about 100 MB at
 /// this many). Over the limit, the accumulator reports [`FeatureAccumulator::overflow`].
@@ -117,9 +139,9 @@ pub struct FeatureAccumulator {
     night: u64,
     countries_known: u64,
     country_mismatches: u64,
-    amount_sum: i128,
-    amount_square_sum: i128,
-    amount_max: i64,
+    amount_sum: u128,
+    amount_square_sum: WideSum,
+    amount_max: u64,
     buyers: HashSet<u64, BuildHasherDefault<MixHasher>>,
     hours: HashMap<i64, u32, BuildHasherDefault<MixHasher>>,
     max_buyers: usize,
@@ -151,7 +173,7 @@ impl FeatureAccumulator {
             countries_known: 0,
             country_mismatches: 0,
             amount_sum: 0,
-            amount_square_sum: 0,
+            amount_square_sum: WideSum::default(),
             amount_max: 0,
             buyers: HashSet::default(),
             hours: HashMap::default(),
@@ -243,10 +265,8 @@ impl FeatureAccumulator {
         self.night += other.night;
         self.countries_known += other.countries_known;
         self.country_mismatches += other.country_mismatches;
-        self.amount_sum = self.amount_sum.saturating_add(other.amount_sum);
-        self.amount_square_sum = self
-            .amount_square_sum
-            .saturating_add(other.amount_square_sum);
+        self.amount_sum += other.amount_sum;
+        self.amount_square_sum.add(other.amount_square_sum);
         self.amount_max = self.amount_max.max(other.amount_max);
         let mut buyers = other.buyers;
         if self.buyers.len() < buyers.len() {
@@ -280,7 +300,7 @@ impl FeatureAccumulator {
         } else {
             let mean_units = self.amount_sum as f64 / rows;
             let variance_units =
-                (self.amount_square_sum as f64 / rows - mean_units * mean_units).max(0.0);
+                (self.amount_square_sum.to_f64() / rows - mean_units * mean_units).max(0.0);
             (
                 mean_units / AMOUNT_SCALE,
                 variance_units.sqrt() / AMOUNT_SCALE,
@@ -335,15 +355,18 @@ impl FeatureAccumulator {
         if tx.local_hour < NIGHT_END_HOUR {
             self.night += 1;
         }
-        if let (Some(card), Some(ip)) = (&tx.card_country, &tx.ip_country) {
+        if let (Some(card), Some(ip)) = (tx.card_country, tx.ip_country) {
             self.countries_known += 1;
-            if !card.eq_ignore_ascii_case(ip) {
+            if card != ip {
                 self.country_mismatches += 1;
             }
         }
-        let units = tx.amount_units as i128;
-        self.amount_sum = self.amount_sum.saturating_add(units);
-        self.amount_square_sum = self.amount_square_sum.saturating_add(units * units);
+        let units = u128::from(tx.amount_units);
+        self.amount_sum += units;
+        self.amount_square_sum.add(WideSum {
+            high: 0,
+            low: units * units,
+        });
         self.amount_max = self.amount_max.max(tx.amount_units);
         if self.buyers.len() < self.max_buyers || self.buyers.contains(&tx.buyer_hash) {
             self.buyers.insert(tx.buyer_hash);
@@ -358,6 +381,26 @@ impl FeatureAccumulator {
     }
 }
 
+/// An exact sum of squared amounts: each is below 2^107 (1e16 amount units squared), so a u128
+/// alone could overflow after a few million of the largest; the carries go to `high`.
+#[derive(Debug, Clone, Copy, Default)]
+struct WideSum {
+    high: u64,
+    low: u128,
+}
+
+impl WideSum {
+    fn add(&mut self, other: WideSum) {
+        let (low, carry) = self.low.overflowing_add(other.low);
+        self.low = low;
+        self.high += other.high + u64::from(carry);
+    }
+
+    fn to_f64(self) -> f64 {
+        self.high as f64 * 2f64.powi(128) + self.low as f64
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Paid,
@@ -368,22 +411,28 @@ enum Status {
 
 /// One parsed transaction, reduced to what the features need.
 #[derive(Debug)]
-struct Transaction<'a> {
+struct Transaction {
     status: Status,
-    amount_units: i64,
+    /// The amount in [`AMOUNT_EXPONENT`] units (ten-thousandths of its currency's major unit).
+    amount_units: u64,
     buyer_hash: u64,
     hour_bucket: i64,
     local_hour: u32,
-    card_country: Option<Text<'a>>,
-    ip_country: Option<Text<'a>>,
+    card_country: Option<Country>,
+    ip_country: Option<Country>,
 }
 
-/// The line as JSON; strings are borrowed from the line unless they contain escapes.
+/// The line as JSON; strings are borrowed from the line unless they contain escapes. A known
+/// field given twice is an error of serde's derive (`duplicate field`): the line is malformed.
 #[derive(Deserialize)]
 struct Line<'a> {
     #[serde(borrow)]
     ts: Text<'a>,
-    amount: f64,
+    /// The number's text as written: converted exactly, never through a float.
+    #[serde(borrow)]
+    amount: &'a RawValue,
+    #[serde(borrow, default)]
+    currency: Option<Text<'a>>,
     #[serde(borrow)]
     status: Text<'a>,
     #[serde(borrow)]
@@ -394,7 +443,13 @@ struct Line<'a> {
     ip_country: Option<Text<'a>>,
 }
 
-fn parse(line: &[u8]) -> Option<Transaction<'_>> {
+/// The transaction a (trimmed, non-blank) line holds, or `None` if it breaks a rule of the
+/// contract (the module doc).
+fn parse(line: &[u8]) -> Option<Transaction> {
+    // serde's derive also reads a struct from an array of its fields in order.
+    if line.first() != Some(&b'{') {
+        return None;
+    }
     let line: Line<'_> = serde_json::from_slice(line).ok()?;
     let status = match &*line.status.0 {
         "paid" => Status::Paid,
@@ -403,34 +458,224 @@ fn parse(line: &[u8]) -> Option<Transaction<'_>> {
         "cancelled" => Status::Cancelled,
         _ => return None,
     };
-    if !(line.amount.is_finite() && (0.0..=MAX_AMOUNT).contains(&line.amount)) {
-        return None;
-    }
     if line.buyer.0.is_empty() {
         return None;
     }
-    let ts = DateTime::parse_from_rfc3339(&line.ts.0).ok()?;
+    let exponent = match &line.currency {
+        Some(code) => currency_exponent(&code.0)?,
+        None => DEFAULT_CURRENCY_EXPONENT,
+    };
+    let minor = minor_units(line.amount.get().as_bytes(), exponent)?;
+    let ts = Timestamp::parse(line.ts.0.as_bytes())?;
     Some(Transaction {
         status,
-        amount_units: (line.amount * AMOUNT_SCALE).round() as i64,
+        amount_units: minor * 10u64.pow(AMOUNT_EXPONENT - exponent),
         buyer_hash: fnv1a(line.buyer.0.as_bytes()),
-        hour_bucket: ts.timestamp().div_euclid(3600),
-        local_hour: ts.hour(),
-        card_country: line.card_country.filter(|c| !c.0.is_empty()),
-        ip_country: line.ip_country.filter(|c| !c.0.is_empty()),
+        hour_bucket: ts.utc_seconds.div_euclid(3600),
+        local_hour: ts.local_hour,
+        card_country: country(line.card_country)?,
+        ip_country: country(line.ip_country)?,
     })
+}
+
+/// Minor unit of a currency absent, `null` or not in [`currency_exponent`]'s table.
+const DEFAULT_CURRENCY_EXPONENT: u32 = 2;
+
+/// The ISO 4217 minor unit (decimal places) of `code`; `None` if `code` is not three ASCII
+/// uppercase letters. A well-formed code not listed here gets [`DEFAULT_CURRENCY_EXPONENT`], as
+/// most currencies have: the list changes (new codes appear), and refusing a shop's every line
+/// for a code we do not know yet would be worse than assuming cents.
+fn currency_exponent(code: &str) -> Option<u32> {
+    let code: &[u8; 3] = code.as_bytes().try_into().ok()?;
+    if !code.iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
+    // ISO 4217 list one, every code whose minor unit is not 2 (2024 edition).
+    Some(match code {
+        b"BIF" | b"CLP" | b"DJF" | b"GNF" | b"ISK" | b"JPY" | b"KMF" | b"KRW" | b"PYG" | b"RWF"
+        | b"UGX" | b"UYI" | b"VND" | b"VUV" | b"XAF" | b"XOF" | b"XPF" => 0,
+        b"BHD" | b"IQD" | b"JOD" | b"KWD" | b"LYD" | b"OMR" | b"TND" => 3,
+        b"CLF" | b"UYW" => 4,
+        _ => DEFAULT_CURRENCY_EXPONENT,
+    })
+}
+
+/// A JSON number's text, exactly, in units of 10^-`exponent` (`exponent` <= [`AMOUNT_EXPONENT`])
+/// of the major unit, rounded half away from zero (half up: amounts are not negative). `None` if
+/// the text is not a number, is below 0 (`-0` is 0) or above [`MAX_AMOUNT`], however little.
+fn minor_units(text: &[u8], exponent: u32) -> Option<u64> {
+    let (negative, text) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let (mantissa, power) = match text.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(at) => (&text[..at], decimal_exponent(&text[at + 1..])?),
+        None => (text, 0),
+    };
+    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(at) if at + 1 < mantissa.len() => (&mantissa[..at], &mantissa[at + 1..]),
+        Some(_) => return None,
+        None => (mantissa, &[][..]),
+    };
+    if int.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        // Not a number (a string, `null`, ...): serde_json has checked the JSON grammar.
+        return None;
+    }
+    let max = MAX_AMOUNT * 10u64.pow(exponent);
+    // The digits are int ++ frac; the first `point` of them are whole minor units.
+    let point = int.len() as i64 + power + i64::from(exponent);
+    let (mut value, mut round_up, mut dropped_nonzero) = (0u64, false, false);
+    for (i, &digit) in int.iter().chain(frac).enumerate() {
+        let (i, digit) = (i as i64, u64::from(digit - b'0'));
+        if i < point {
+            // Never overflows: value <= max < u64::MAX / 10 - 9 here.
+            value = value * 10 + digit;
+            if value > max {
+                return None;
+            }
+        } else {
+            round_up |= i == point && digit >= 5;
+            dropped_nonzero |= digit != 0;
+        }
+    }
+    if value != 0 {
+        // Zeros a positive exponent puts after the written digits (at most 17 before > max).
+        for _ in (int.len() + frac.len()) as i64..point {
+            value *= 10;
+            if value > max {
+                return None;
+            }
+        }
+    }
+    if (value == max && dropped_nonzero) || (negative && (value != 0 || dropped_nonzero)) {
+        return None;
+    }
+    Some(value + u64::from(round_up))
+}
+
+/// The exponent of a JSON number (after its `e`), saturated far beyond any that matters (the
+/// line is at most 64 KiB, so neither its digits nor this can overflow the position arithmetic).
+fn decimal_exponent(text: &[u8]) -> Option<i64> {
+    let (sign, digits) = match text {
+        [b'-', rest @ ..] => (-1, rest),
+        [b'+', rest @ ..] => (1, rest),
+        _ => (1, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut power: i64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        power = (power * 10 + i64::from(digit - b'0')).min(1 << 40);
+    }
+    Some(sign * power)
+}
+
+/// What the features need of an RFC 3339 `date-time`.
+struct Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z (a leap second counts as the second before it).
+    utc_seconds: i64,
+    /// The hour as written, in the timestamp's own offset.
+    local_hour: u32,
+}
+
+impl Timestamp {
+    /// RFC 3339 section 5.6 `date-time`, exactly: `YYYY-MM-DD`, `T` (or `t`), `hh:mm:ss`, an
+    /// optional fraction (`.` and 1+ digits), then `Z` (or `z`) or `+hh:mm` / `-hh:mm` with an
+    /// ASCII sign. Year 0001-9999 (0000 is ISO 8601's only by agreement), a real calendar day,
+    /// hour 00-23, minute 00-59, second 00-59, or 60 where a leap second can be: 23:59:60 UTC
+    /// once the offset is applied (on any day: leap seconds are announced, not computable).
+    fn parse(text: &[u8]) -> Option<Timestamp> {
+        let (date_time, rest) = text.split_at_checked(19)?;
+        let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T' | b't', h0, h1, b':', n0, n1, b':', s0, s1] =
+            date_time
+        else {
+            return None;
+        };
+        let year = digits(&[y0, y1, y2, y3])?;
+        let (month, day) = (digits(&[m0, m1])?, digits(&[d0, d1])?);
+        let (hour, minute, second) = (digits(&[h0, h1])?, digits(&[n0, n1])?, digits(&[s0, s1])?);
+        let rest = match rest {
+            [b'.', fraction @ ..] => {
+                let end = fraction
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .unwrap_or(fraction.len());
+                if end == 0 {
+                    return None;
+                }
+                &fraction[end..]
+            }
+            _ => rest,
+        };
+        let offset_minutes = match *rest {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h0, h1, b':', n0, n1] => {
+                let (hours, minutes) = (digits(&[h0, h1])?, digits(&[n0, n1])?);
+                if hours > 23 || minutes > 59 {
+                    return None;
+                }
+                let minutes = (hours * 60 + minutes) as i64;
+                if sign == b'-' {
+                    -minutes
+                } else {
+                    minutes
+                }
+            }
+            _ => return None,
+        };
+        if year == 0 || hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        let utc_minute_of_day = ((hour * 60 + minute) as i64 - offset_minutes).rem_euclid(24 * 60);
+        if second == 60 && utc_minute_of_day != 24 * 60 - 1 {
+            return None;
+        }
+        let local = NaiveDate::from_ymd_opt(year as i32, month, day)?.and_hms_opt(
+            hour,
+            minute,
+            second.min(59),
+        )?;
+        Some(Timestamp {
+            utc_seconds: local.and_utc().timestamp() - offset_minutes * 60,
+            local_hour: hour,
+        })
+    }
+}
+
+/// The value of ASCII decimal digits (at most 4 here), or `None` if any byte is not one.
+fn digits(bytes: &[u8]) -> Option<u32> {
+    bytes.iter().try_fold(0, |value, &b| {
+        b.is_ascii_digit().then(|| value * 10 + u32::from(b - b'0'))
+    })
+}
+
+/// An ISO 3166-1 alpha-2 country code, uppercased (codes compare case-insensitively).
+type Country = [u8; 2];
+
+/// `Some(None)` when the country is absent, `null` or `""` (unknown); `Some(code)` for two ASCII
+/// letters; `None` (the line is malformed) for anything else: a value that is not a code
+/// would make the mismatch rate count what it cannot compare.
+fn country(text: Option<Text<'_>>) -> Option<Option<Country>> {
+    let Some(text) = text else {
+        return Some(None);
+    };
+    match *text.0.as_bytes() {
+        [] => Some(None),
+        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+            Some(Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+        }
+        _ => None,
+    }
 }
 
 /// A JSON string borrowed from the input when it has no escapes (serde's `borrow` only
 /// borrows a bare `Cow<str>`, not one inside an `Option`).
 #[derive(Debug)]
 struct Text<'a>(Cow<'a, str>);
-
-impl Text<'_> {
-    fn eq_ignore_ascii_case(&self, other: &Text<'_>) -> bool {
-        self.0.eq_ignore_ascii_case(&other.0)
-    }
-}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -571,7 +816,7 @@ mod tests {
 
     fn tx(ts: &str, amount: f64, status: &str, buyer: &str, card: &str, ip: &str) -> String {
         format!(
-            r#"{{"ts":"{ts}","amount":{amount},"currency":"JPY","status":"{status}","buyer":"{buyer}","card_country":"{card}","ip_country":"{ip}"}}"#
+            r#"{{"ts":"{ts}","amount":{amount},"currency":"USD","status":"{status}","buyer":"{buyer}","card_country":"{card}","ip_country":"{ip}"}}"#
         )
     }
 
@@ -771,6 +1016,289 @@ mod tests {
         assert_eq!(ab.finish(), whole);
         assert_eq!(ba.finish(), whole);
         assert_eq!(reversed.finish(), whole);
+    }
+
+    /// A line with `field` (`"name":value`) in place of `ts` .. `ip_country`'s own, or added.
+    fn line_with(field: &str) -> String {
+        let mut fields = vec![
+            r#""ts":"2026-11-01T12:00:00Z""#.to_owned(),
+            r#""amount":12.5"#.to_owned(),
+            r#""currency":"USD""#.to_owned(),
+            r#""status":"paid""#.to_owned(),
+            r#""buyer":"b1""#.to_owned(),
+            r#""card_country":"JP""#.to_owned(),
+            r#""ip_country":"JP""#.to_owned(),
+        ];
+        let name = &field[..field.find(':').unwrap()];
+        match fields.iter_mut().find(|f| f.starts_with(name)) {
+            Some(f) => *f = field.to_owned(),
+            None => fields.push(field.to_owned()),
+        }
+        format!("{{{}}}", fields.join(","))
+    }
+
+    fn parsed(line: &str) -> Option<Transaction> {
+        parse(trim_ascii(line.as_bytes()))
+    }
+
+    /// Rule: only a JSON object is a transaction (serde's derive reads arrays too).
+    #[test]
+    fn only_an_object_is_a_transaction() {
+        assert!(parsed(&line_with(r#""amount":12.5"#)).is_some());
+        assert!(parsed(&format!("  {} ", line_with(r#""amount":12.5"#))).is_some());
+        for line in [
+            r#"["2026-11-01T12:00:00Z",12.5,"USD","paid","b1","JP","JP"]"#,
+            r#"["2026-11-01T12:00:00Z",12.5,null,"paid","b1"]"#,
+            r#" ["2026-11-01T12:00:00Z",12.5,null,"paid","b1"]"#,
+            "null",
+            "12.5",
+            r#""paid""#,
+        ] {
+            assert!(parsed(line).is_none(), "{line}");
+        }
+    }
+
+    /// Rule: the amount's decimal text is converted exactly to minor units, half away from zero.
+    #[test]
+    fn amounts_are_converted_exactly_from_their_decimal_text() {
+        let cases: &[(&str, u32, Option<u64>)] = &[
+            ("1200", 0, Some(1200)),
+            ("1200", 2, Some(120_000)),
+            ("1.005", 2, Some(101)),
+            ("12.345", 2, Some(1235)),
+            ("12.344999999999999999999999", 2, Some(1234)),
+            ("0.125", 2, Some(13)),
+            ("0.005", 2, Some(1)),
+            ("0.0049999", 2, Some(0)),
+            ("0.5", 0, Some(1)),
+            ("2.5", 0, Some(3)),
+            ("1.2345", 3, Some(1235)),
+            ("0", 2, Some(0)),
+            ("-0", 2, Some(0)),
+            ("-0.000", 2, Some(0)),
+            ("-0e5", 2, Some(0)),
+            ("-0.001", 2, None),
+            ("-0.004", 2, None),
+            ("-1", 2, None),
+            // Exponents, exactly.
+            ("1e3", 2, Some(100_000)),
+            ("1E+3", 0, Some(1000)),
+            ("1.5E-2", 2, Some(2)),
+            ("15e-3", 3, Some(15)),
+            ("125e-3", 2, Some(13)),
+            ("0.00001e5", 2, Some(100)),
+            ("1e-400", 2, Some(0)),
+            ("0e999999999999999999999", 2, Some(0)),
+            // The bounds: 0 ..= 1e12 major units, exactly.
+            ("1e12", 2, Some(100_000_000_000_000)),
+            ("1000000000000.000000", 4, Some(10_000_000_000_000_000)),
+            ("999999999999.995", 2, Some(100_000_000_000_000)),
+            ("1000000000000.00000001", 2, None),
+            ("1.0000000000001e12", 0, None),
+            ("1000000000001", 0, None),
+            ("18446744073709551616", 2, None),
+            ("1e400", 2, None),
+            ("1e999999999999999999999", 0, None),
+            // Not numbers: serde_json hands over any JSON value's text.
+            (r#""12.5""#, 2, None),
+            ("null", 2, None),
+            ("true", 2, None),
+            ("[1]", 2, None),
+            (r#"{"v":1}"#, 2, None),
+        ];
+        for &(text, exponent, expected) in cases {
+            assert_eq!(
+                minor_units(text.as_bytes(), exponent),
+                expected,
+                "{text} at 10^-{exponent}"
+            );
+        }
+        // Through a line: amount_max in major units, to the cent.
+        let s = features(&[
+            line_with(r#""amount":1.005"#),
+            line_with(r#""amount":12.345"#),
+        ]);
+        assert_eq!(f(&s, names::AMOUNT_MAX), 12.35);
+        assert_eq!(f(&s, names::AMOUNT_MEAN), 6.68);
+        assert_eq!(s.malformed_lines, 0);
+    }
+
+    /// Rule: `currency` (ISO 4217) selects the minor unit; it must be three ASCII uppercase letters.
+    #[test]
+    fn the_currency_selects_the_minor_unit() {
+        let amount_max = |currency: &str, amount: &str| {
+            let line = line_with(&format!(r#""currency":{currency}"#))
+                .replace(r#""amount":12.5"#, &format!(r#""amount":{amount}"#));
+            let s = features(&[line]);
+            (s.rows == 1).then(|| f(&s, names::AMOUNT_MAX))
+        };
+        assert_eq!(amount_max(r#""KWD""#, "1.2345"), Some(1.235));
+        assert_eq!(amount_max(r#""BHD""#, "0.0005"), Some(0.001));
+        assert_eq!(amount_max(r#""JPY""#, "1200.5"), Some(1201.0));
+        assert_eq!(amount_max(r#""KRW""#, "0.4"), Some(0.0));
+        assert_eq!(amount_max(r#""CLF""#, "1.23456"), Some(1.2346));
+        assert_eq!(amount_max(r#""USD""#, "1.2345"), Some(1.23));
+        assert_eq!(amount_max(r#""EUR""#, "1.235"), Some(1.24));
+        // Well-formed but not in the table: 2 decimals. Absent or null: 2 decimals.
+        assert_eq!(amount_max(r#""XYZ""#, "1.2345"), Some(1.23));
+        assert_eq!(amount_max("null", "1.2345"), Some(1.23));
+        let without = line_with(r#""amount":1.2345"#).replace(r#""currency":"USD","#, "");
+        assert_eq!(f(&features(&[without]), names::AMOUNT_MAX), 1.23);
+        for malformed in [
+            r#""usd""#,
+            r#""Usd""#,
+            r#""US""#,
+            r#""USDT""#,
+            r#""""#,
+            r#""ÜSD""#,
+            r#"" USD""#,
+            "1",
+        ] {
+            assert_eq!(amount_max(malformed, "1"), None, "{malformed}");
+        }
+        // Mixed currencies: each amount in its own major units, exactly; order-independent.
+        let kwd = line_with(r#""currency":"KWD""#).replace("12.5", "0.001");
+        let jpy = line_with(r#""currency":"JPY""#).replace("12.5", "1000");
+        let (ab, ba) = (features(&[kwd.clone(), jpy.clone()]), features(&[jpy, kwd]));
+        assert_eq!(ab, ba);
+        assert_eq!(f(&ab, names::AMOUNT_MEAN), 500.0005);
+        assert_eq!(f(&ab, names::AMOUNT_MAX), 1000.0);
+    }
+
+    /// Rule: `ts` is an RFC 3339 `date-time`, exactly.
+    #[test]
+    fn timestamps_are_rfc3339_date_time_exactly() {
+        let hours = |ts: &str| {
+            Timestamp::parse(ts.as_bytes()).map(|t| (t.utc_seconds.div_euclid(3600), t.local_hour))
+        };
+        let noon = hours("2026-11-01T12:00:00Z").unwrap();
+        for (ts, expected) in [
+            ("2026-11-01T12:00:00+00:00", noon),
+            ("2026-11-01T12:00:00-00:00", noon),
+            ("2026-11-01t12:00:00z", noon),
+            ("2026-11-01T12:59:59.999999999999Z", noon),
+            ("2026-11-01T12:00:00.5Z", noon),
+            ("2026-11-01T21:00:00+09:00", (noon.0, 21)),
+            ("2026-11-01T06:30:00-05:30", (noon.0, 6)),
+            ("2026-11-01T23:59:60Z", (noon.0 + 11, 23)),
+            (
+                "2026-12-31T18:59:60-05:00",
+                (hours("2026-12-31T23:00:00Z").unwrap().0, 18),
+            ),
+            (
+                "2026-07-01T05:29:60+05:30",
+                (hours("2026-06-30T23:00:00Z").unwrap().0, 5),
+            ),
+            (
+                "2024-02-29T00:00:00Z",
+                hours("2024-02-29T00:00:00+00:00").unwrap(),
+            ),
+            ("0001-01-01T00:00:00Z", (-62_135_596_800 / 3600, 0)),
+            ("9999-12-31T23:59:59Z", (253_402_300_799 / 3600, 23)),
+        ] {
+            assert_eq!(hours(ts), Some(expected), "{ts}");
+        }
+        for ts in [
+            "2026-11-01 12:00:00Z",
+            "2026-11-01T12:00:00−05:00",
+            "2026-11-01T12:00:00",
+            "2026-11-01T12:00Z",
+            "2026-11-01T12:00:00.Z",
+            "2026-11-01T12:00:00+0500",
+            "2026-11-01T12:00:00+05",
+            "2026-11-01T12:00:00+24:00",
+            "2026-11-01T12:00:00+05:60",
+            "2026-11-01T12:00:00ZZ",
+            "2026-11-01T12:00:00Z ",
+            "2026-11-01T12:00:60Z",
+            "2026-11-01T23:58:60Z",
+            "2026-11-01T23:59:60+01:00",
+            "2026-11-01T23:59:61Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T12:60:00Z",
+            "2026-02-29T12:00:00Z",
+            "2026-13-01T12:00:00Z",
+            "2026-00-01T12:00:00Z",
+            "2026-11-00T12:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "+2026-11-01T12:00:00Z",
+            "20261-11-01T12:00:00Z",
+            "2026-1-01T12:00:00Z",
+            "2026-11-01T12:00:00Ｚ",
+            "２026-11-01T12:00:00Z",
+            "2026-11-01",
+            "",
+        ] {
+            assert_eq!(hours(ts), None, "{ts}");
+        }
+        // In a line, through JSON: a refused timestamp makes the line malformed.
+        let s = features(&[
+            line_with(r#""ts":"2026-11-01 12:00:00Z""#),
+            line_with(r#""ts":"2026-11-01T12:00:00\u221205:00""#),
+            line_with(r#""ts":"2026-11-01t12:00:00z""#),
+        ]);
+        assert_eq!((s.rows, s.malformed_lines), (1, 2));
+    }
+
+    /// Rule: a known field given twice makes the line malformed; unknown fields are ignored.
+    #[test]
+    fn a_repeated_known_field_makes_a_line_malformed() {
+        let good = line_with(r#""amount":12.5"#);
+        let again = |field: &str| good.replacen('}', &format!(",{field}}}"), 1);
+        for field in [
+            r#""ts":"2026-11-01T12:00:00Z""#,
+            r#""amount":12.5"#,
+            r#""currency":"USD""#,
+            r#""status":"paid""#,
+            r#""buyer":"b1""#,
+            r#""card_country":"JP""#,
+            r#""ip_country":null"#,
+        ] {
+            assert!(parsed(&again(field)).is_none(), "{field}");
+        }
+        assert!(parsed(&again(r#""note":1,"note":2"#)).is_some());
+    }
+
+    /// Rule: countries are ISO 3166-1 alpha-2 codes (two ASCII letters, any case); `null`,
+    /// absent and `""` are unknown; anything else makes the line malformed.
+    #[test]
+    fn countries_are_alpha2_codes_compared_case_insensitively() {
+        let countries = |card: &str, ip: &str| {
+            parsed(
+                &line_with(&format!(r#""card_country":{card}"#))
+                    .replace(r#""ip_country":"JP""#, &format!(r#""ip_country":{ip}"#)),
+            )
+            .map(|tx| (tx.card_country, tx.ip_country))
+        };
+        assert_eq!(
+            countries(r#""jp""#, r#""Jp""#),
+            Some((Some(*b"JP"), Some(*b"JP")))
+        );
+        assert_eq!(
+            countries(r#""\u004aP""#, r#""us""#),
+            Some((Some(*b"JP"), Some(*b"US")))
+        );
+        assert_eq!(countries("null", r#""""#), Some((None, None)));
+        for bad in [
+            r#""JPN""#,
+            r#""J""#,
+            r#""J1""#,
+            r#""ÉS""#,
+            r#""ＪＰ""#,
+            r#"" JP""#,
+            "1",
+            "true",
+        ] {
+            assert_eq!(countries(bad, r#""JP""#), None, "{bad}");
+            assert_eq!(countries(r#""JP""#, bad), None, "{bad}");
+        }
+        let s = features(&[
+            line_with(r#""card_country":"jp""#),
+            line_with(r#""card_country":"US""#),
+            line_with(r#""card_country":null"#),
+        ]);
+        assert_eq!(s.rows, 3);
+        assert_eq!(f(&s, names::COUNTRY_MISMATCH_RATE), 0.5);
     }
 
     #[test]

@@ -49,13 +49,27 @@ fn transaction() -> impl Strategy<Value = Vec<u8>> {
             or_hostile(&[
                 r#""2026-11-01T12:00:00+09:00""#,
                 r#""2026-11-01T02:00:00Z""#,
+                r#""2026-11-01t02:00:00.123z""#,
+                r#""2016-12-31T23:59:60Z""#,
             ]),
         ),
         (
             "amount",
-            or_hostile(&["1200", "0", "-0", "0.01", "1e12", "999999999999.99"]),
+            or_hostile(&[
+                "1200",
+                "0",
+                "-0",
+                "0.01",
+                "1.005",
+                "1.5E-2",
+                "1e12",
+                "999999999999.99",
+            ]),
         ),
-        ("currency", or_hostile(&[r#""JPY""#])),
+        (
+            "currency",
+            or_hostile(&[r#""JPY""#, r#""KWD""#, r#""USD""#, "null"]),
+        ),
         (
             "status",
             or_hostile(&[
@@ -69,7 +83,7 @@ fn transaction() -> impl Strategy<Value = Vec<u8>> {
             "buyer",
             or_hostile(&[r#""b-1""#, r#""b-2""#, r#""\u0000""#]),
         ),
-        ("card_country", or_hostile(&[r#""JP""#, r#""US""#])),
+        ("card_country", or_hostile(&[r#""JP""#, r#""US""#, "null"])),
         ("ip_country", or_hostile(&[r#""JP""#, r#""us""#])),
     ])
     .prop_map(String::into_bytes)
@@ -214,6 +228,31 @@ fn hostile_lines_are_rows_or_malformed() {
             malformed,
         ),
         (with("paid", "PAID"), malformed),
+        // The line contract (docs/MODEL.md), case by case in features.rs's unit tests.
+        (
+            br#"["2026-11-01T12:00:00+09:00",1200,"JPY","paid","b-91","JP","JP"]"#.to_vec(),
+            malformed,
+        ),
+        (with("T12", " 12"), malformed),
+        (with("+09:00", "\\u221209:00"), malformed),
+        (with("12:00:00+09:00", "12:00:60+09:00"), malformed),
+        (with("12:00:00+09:00", "08:59:60+09:00"), row),
+        (with("2026-11-01", "0000-11-01"), malformed),
+        (with("1200", "1.5E-2"), row),
+        (with("1200", "-0.001"), malformed),
+        (with(r#""JPY""#, r#""jpy""#), malformed),
+        (with(r#""JPY""#, "null"), row),
+        (with(r#""JPY""#, r#""XTS""#), row),
+        (
+            with(r#""card_country":"JP""#, r#""card_country":"JPN""#),
+            malformed,
+        ),
+        (
+            with(r#""card_country":"JP""#, r#""card_country":null"#),
+            row,
+        ),
+        (with(r#""ip_country":"JP""#, r#""ip_country":"""#), row),
+        (with("}", r#","currency":"JPY"}"#), malformed),
         (with("}", r#","amount":1}"#), malformed),
         (nested_arrays(100_000, true).into_bytes(), malformed),
         (nested_arrays(30_000, true).into_bytes(), malformed),
