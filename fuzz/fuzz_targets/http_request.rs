@@ -106,13 +106,18 @@ fn fixture() -> &'static Fixture {
                 .http_client(http_client_fn(|_, _| SharedHttpConnector::new(CannedAws)))
                 .load(),
         );
-        let config = Config {
-            scores_table: "scores".to_owned(),
-            compute_topic_arn: "arn:aws:sns:us-east-1:123456789012:compute".to_owned(),
-            result_ttl: Duration::from_secs(86_400),
-            failed_retry_after: Duration::from_secs(60),
-            dispatch_timeout: Duration::from_secs(30),
-        };
+        // The template's defaults, as Lambda would give them.
+        let env = shared::config::Env::from_map(
+            [
+                ("SCORES_TABLE", "scores"),
+                ("COMPUTE_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:compute"),
+                ("COMPUTE_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/compute"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let config = Config::from_env(&env).unwrap();
         let event: serde_json::Value =
             serde_json::from_str(include_str!("../../events/request-api/get-score.json")).unwrap();
         let context = serde_json::from_value(event["requestContext"].clone()).unwrap();

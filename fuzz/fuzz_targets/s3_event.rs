@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(Some(notice)) = notice(record) {
                 assert!(!notice.key.is_empty());
                 assert!(notice.key.len() <= metadata_sync::notice::MAX_KEY_BYTES);
-                assert!(!notice.sequencer.0.is_empty());
+                assert!(!notice.sequencer.as_str().is_empty());
                 let (dir, name) = split_key(&notice.key);
                 assert!(!dir.is_empty() && !name.is_empty());
                 let _ = metadata_sync::subject_of(&notice.key);
