@@ -4,53 +4,20 @@
 //! timestamp, a level and the invocation's `requestId`. The only test of this binary: it owns
 //! the process's log subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datagen::{Profile, SubjectSpec};
 use e2e_tests::System;
-use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
+use emulator::capture::CapturedLogs;
 use serde_json::Value;
 use shared::domain::SubjectId;
 
 const WITHIN: Duration = Duration::from_secs(120);
 const TRACE: &str = "Root=1-674a3b2c-0123456789abcdef01234567;Sampled=1";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-            .collect()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_requests_trace_and_job_id_lead_through_every_functions_logs() {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     tracing::subscriber::set_global_default(shared::telemetry::json_subscriber(
         None,
         captured.clone(),

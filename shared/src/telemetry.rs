@@ -144,36 +144,16 @@ async fn invocation_to<F: Future, W: Write>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use emulator::capture::CapturedLogs;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
 
     /// The only test of this binary that records metrics (the recorder is per process).
     #[tokio::test]
     async fn the_first_invocation_counts_a_cold_start_and_every_one_flushes_its_metrics() {
         init_metrics("Deferred", "deferred-test").unwrap();
-        let first = Buffer::default();
-        let second = Buffer::default();
+        let first = CapturedLogs::default();
+        let second = CapturedLogs::default();
         let answer = invocation_to("req-1", async { 7 }, || first.clone()).await;
         assert_eq!(answer, 7);
         invocation_to(
@@ -182,22 +162,19 @@ mod tests {
             || second.clone(),
         )
         .await;
-        let first = emulator::emf::Emf::parse(&first.0.lock().unwrap()).unwrap();
-        let second = emulator::emf::Emf::parse(&second.0.lock().unwrap()).unwrap();
-        assert_eq!(first.total("Deferred", COLD_START_METRIC, &[]), Some(1.0));
+        let first = emulator::emf::Emf::parse(&first.bytes()).unwrap();
+        let second = emulator::emf::Emf::parse(&second.bytes()).unwrap();
+        assert_eq!(first.total(COLD_START_METRIC, &[]), Some(1.0));
         assert_eq!(first.documents[0]["requestId"], "req-1");
         assert_eq!(first.documents[0]["Function"], "deferred-test");
-        assert_eq!(second.total("Deferred", COLD_START_METRIC, &[]), None);
-        assert_eq!(
-            second.total("Deferred", "Widgets", &[("kind", "blue")]),
-            Some(2.0)
-        );
+        assert_eq!(second.total(COLD_START_METRIC, &[]), None);
+        assert_eq!(second.total("Widgets", &[("kind", "blue")]), Some(2.0));
         assert_eq!(second.documents[0]["requestId"], "req-2");
     }
 
     #[test]
     fn a_log_line_is_flat_json_with_every_context_field() {
-        let buffer = Buffer::default();
+        let buffer = CapturedLogs::default();
         let subscriber = json_subscriber(Some("deferred-compute"), buffer.clone());
         tracing::subscriber::with_default(subscriber, || {
             // As lambda_runtime names the fields of its span.
@@ -213,8 +190,9 @@ mod tests {
             let _job = job.enter();
             tracing::info!(rows = 3, "job done");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
         assert_eq!(line["function"], "deferred-compute");
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "job done");

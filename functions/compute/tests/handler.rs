@@ -813,8 +813,7 @@ async fn a_subject_over_a_limit_fails_with_too_large() {
 /// recorder is per process; other tests only add to it, so these are lower bounds).
 #[tokio::test]
 async fn jobs_durations_rows_bytes_bands_failures_and_queue_lag_are_metrics() {
-    const NAMESPACE: &str = "Deferred";
-    shared::telemetry::init_metrics(NAMESPACE, "deferred-compute").unwrap();
+    emulator::emf::record("deferred-compute");
     let h = Harness::new().await;
     let scored = h.subject("metrics-scored");
     let empty = h.subject("metrics-empty");
@@ -835,10 +834,8 @@ async fn jobs_durations_rows_bytes_bands_failures_and_queue_lag_are_metrics() {
     let response = handle(invocation(event, PLENTY), &h.deps()).await.unwrap();
     assert!(failures(&response).is_empty());
 
-    let mut output = Vec::new();
-    shared::telemetry::flush_metrics("req-metrics", &mut output);
-    let emf = emulator::emf::Emf::parse(&output).unwrap();
-    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(NAMESPACE, metric, labels);
+    let emf = emulator::emf::flush();
+    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(metric, labels);
     assert!(
         total("Jobs", &[("outcome", "done")]) >= Some(1.0),
         "{emf:#?}"
@@ -848,10 +845,10 @@ async fn jobs_durations_rows_bytes_bands_failures_and_queue_lag_are_metrics() {
     assert!(total("Scores", &[("band", "low")]) >= Some(1.0));
     assert!(total("RowsRead", &[]) >= Some(12.0));
     assert!(total("BytesRead", &[]) >= Some(TYPICAL.len() as f64));
-    assert!(emf.samples(NAMESPACE, "JobDuration", &[]) >= 1);
-    assert!(emf.samples(NAMESPACE, "QueueLag", &[]) >= 2);
+    assert!(emf.samples("JobDuration", &[]) >= 1);
+    assert!(emf.samples("QueueLag", &[]) >= 2);
     assert!(total("QueueLag", &[]) >= Some(2000.0));
-    let text = String::from_utf8(output).unwrap();
+    let text = serde_json::to_string(&emf.documents).unwrap();
     assert!(
         !text.contains(scored.as_str()),
         "a subject id in metrics: {text}"

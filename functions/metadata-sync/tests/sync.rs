@@ -767,8 +767,7 @@ async fn s3_notifications_from_moto_are_synced_end_to_end() {
 /// recorder is per process; other tests only add to it, so these are lower bounds).
 #[tokio::test]
 async fn written_superseded_and_failed_objects_are_metrics() {
-    const NAMESPACE: &str = "Deferred";
-    shared::telemetry::init_metrics(NAMESPACE, "deferred-metadata-sync").unwrap();
+    emulator::emf::record("deferred-metadata-sync");
     let env = TestEnv::new().await;
     put(&env, ORDERS, "{\"amount\":1200}\n").await;
     let bucket = bucket(&env);
@@ -782,10 +781,8 @@ async fn written_superseded_and_failed_objects_are_metrics() {
     let response = handle(lambda(event), &deps(&env)).await.unwrap();
     assert_eq!(failed_ids(&response), vec!["m-3"]);
 
-    let mut output = Vec::new();
-    shared::telemetry::flush_metrics("req-metrics", &mut output);
-    let emf = emulator::emf::Emf::parse(&output).unwrap();
-    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(NAMESPACE, metric, labels);
+    let emf = emulator::emf::flush();
+    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(metric, labels);
     assert!(
         total("CatalogObjects", &[("outcome", "written")]) >= Some(1.0),
         "{emf:#?}"

@@ -697,8 +697,7 @@ async fn a_publish_call_failing_as_a_whole_reports_the_first_record_of_its_chunk
 /// recorder is per process; other tests only add to it, so these are lower bounds).
 #[tokio::test]
 async fn published_failed_and_undecodable_records_are_metrics() {
-    const NAMESPACE: &str = "Deferred";
-    shared::telemetry::init_metrics(NAMESPACE, "deferred-notifier").unwrap();
+    emulator::emf::record("deferred-notifier");
     let env = TestEnv::new().await;
     let records = mixed();
     let rejected = sequence_number(&records[3]);
@@ -722,10 +721,8 @@ async fn published_failed_and_undecodable_records_are_metrics() {
             .unwrap();
     }
 
-    let mut output = Vec::new();
-    shared::telemetry::flush_metrics("req-metrics", &mut output);
-    let emf = emulator::emf::Emf::parse(&output).unwrap();
-    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(NAMESPACE, metric, labels);
+    let emf = emulator::emf::flush();
+    let total = |metric: &str, labels: &[(&str, &str)]| emf.total(metric, labels);
     assert!(
         total("EventsPublished", &[("type", "score.completed")]) >= Some(1.0),
         "{emf:#?}"

@@ -3,6 +3,19 @@
 //! extract it: namespace, dimension set, unit and values.
 
 use serde_json::Value;
+use shared::telemetry::NAMESPACE;
+
+/// Installs this process's metrics recorder for a test binary (once; later calls are no-ops).
+pub fn record(function: &str) {
+    shared::telemetry::init_metrics(NAMESPACE, function).expect("the metrics recorder installs");
+}
+
+/// Flushes what the process's handlers recorded since the last flush, and reads it.
+pub fn flush() -> Emf {
+    let mut output = Vec::new();
+    shared::telemetry::flush_metrics("test", &mut output);
+    Emf::parse(&output).expect("EMF documents")
+}
 
 /// Every EMF document of a flush, one JSON object per line.
 #[derive(Debug)]
@@ -27,13 +40,13 @@ impl Emf {
         Ok(Self { documents })
     }
 
-    /// The sum of `metric`'s values (a histogram's samples count one each when `samples`)
-    /// over documents whose dimensions are exactly `Function` plus `labels`, in `namespace`.
-    /// `None` when no such document names the metric.
-    pub fn total(&self, namespace: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    /// The sum of `metric`'s values (a histogram's samples summed) over the documents whose
+    /// dimensions are exactly `Function` plus `labels`, in the Deferred namespace. `None` when
+    /// no such document names the metric.
+    pub fn total(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let mut total = None;
         for document in &self.documents {
-            if !Self::declares(document, namespace, metric, labels) {
+            if !Self::declares(document, metric, labels) {
                 continue;
             }
             let value = match &document[metric] {
@@ -46,15 +59,15 @@ impl Emf {
     }
 
     /// The number of samples of a histogram `metric` with these labels.
-    pub fn samples(&self, namespace: &str, metric: &str, labels: &[(&str, &str)]) -> usize {
+    pub fn samples(&self, metric: &str, labels: &[(&str, &str)]) -> usize {
         self.documents
             .iter()
-            .filter(|d| Self::declares(d, namespace, metric, labels))
+            .filter(|d| Self::declares(d, metric, labels))
             .map(|d| d[metric].as_array().map_or(1, Vec::len))
             .sum()
     }
 
-    fn declares(document: &Value, namespace: &str, metric: &str, labels: &[(&str, &str)]) -> bool {
+    fn declares(document: &Value, metric: &str, labels: &[(&str, &str)]) -> bool {
         let Some(directive) = document["_aws"]["CloudWatchMetrics"]
             .as_array()
             .and_then(|d| d.first())
@@ -73,7 +86,7 @@ impl Emf {
         let mut actual = dimensions.clone();
         expected.sort_unstable();
         actual.sort_unstable();
-        directive["Namespace"] == namespace
+        directive["Namespace"] == NAMESPACE
             && names_metric
             && expected == actual
             && document["Function"].is_string()

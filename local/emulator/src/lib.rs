@@ -4,6 +4,7 @@
 //! [`template`] reads template.yaml and [`provision`] creates its resources in the emulator, so
 //! the local system and the tests never depend on a second, hand-kept list of resources.
 
+pub mod capture;
 pub mod emf;
 pub mod faults;
 pub mod filter_criteria;
