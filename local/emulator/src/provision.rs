@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value as Json;
@@ -39,6 +39,10 @@ pub const NOT_EMULATED: &[(&str, &str)] = &[
     (
         "AWS::S3::BucketPolicy",
         "moto does not enforce resource policies",
+    ),
+    (
+        "AWS::SNS::TopicPolicy",
+        "moto does not enforce resource policies (the template's only deny plain-HTTP requests)",
     ),
     ("AWS::CloudWatch::Alarm", "no metrics locally"),
     (
@@ -464,6 +468,22 @@ impl<'a> Provisioner<'a> {
                 .send()
                 .await
                 .map_err(aws_err(id))?;
+            // Versioned as in AWS, so that a delete leaves a delete marker and notifies
+            // ObjectRemoved:DeleteMarkerCreated. The LifecycleConfiguration is not applied: no
+            // noncurrent version gets old enough locally, and moto runs no lifecycle rules.
+            if text(&props["VersioningConfiguration"]["Status"]).as_deref() == Some("Enabled") {
+                self.s3
+                    .put_bucket_versioning()
+                    .bucket(&name)
+                    .versioning_configuration(
+                        VersioningConfiguration::builder()
+                            .status(BucketVersioningStatus::Enabled)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(aws_err(id))?;
+            }
             self.symbols.refs.insert(id.clone(), name.clone());
             self.symbols
                 .attributes
