@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
-    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value as Json;
@@ -468,22 +468,12 @@ impl<'a> Provisioner<'a> {
                 .send()
                 .await
                 .map_err(aws_err(id))?;
-            // Versioned as in AWS, so that a delete leaves a delete marker and notifies
-            // ObjectRemoved:DeleteMarkerCreated. The LifecycleConfiguration is not applied: no
-            // noncurrent version gets old enough locally, and moto runs no lifecycle rules.
-            if text(&props["VersioningConfiguration"]["Status"]).as_deref() == Some("Enabled") {
-                self.s3
-                    .put_bucket_versioning()
-                    .bucket(&name)
-                    .versioning_configuration(
-                        VersioningConfiguration::builder()
-                            .status(BucketVersioningStatus::Enabled)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(aws_err(id))?;
-            }
+            // Deliberately not versioned locally, although VersioningConfiguration enables it
+            // in AWS: moto 5.2.5 sends no notification for a delete on a versioned bucket (no
+            // ObjectRemoved:DeleteMarkerCreated), so the catalog would never learn of deletes.
+            // Unversioned, a delete notifies ObjectRemoved:Delete, which metadata-sync treats
+            // as it treats a delete marker (tests cover both shapes). The LifecycleConfiguration
+            // (old versions, incomplete uploads) is not applied either: moto runs no lifecycle.
             self.symbols.refs.insert(id.clone(), name.clone());
             self.symbols
                 .attributes
