@@ -47,7 +47,7 @@ smoke:
 	$(CARGO) run -p deferred-smoke -- --api-url "$(API_URL)" $(SMOKE_ARGS)
 
 ## make lint: formatting, clippy, unused dependencies (cargo-machete), and the SAM template
-## (sam validate --lint, sam validate, cfn-lint).
+## (sam validate --lint, sam validate, cfn-lint, the checkov security scan).
 lint: fmt clippy machete lint-template
 
 fmt:

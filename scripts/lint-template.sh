@@ -8,18 +8,25 @@
 #   4. cfn-lint on SAM's translation of the template (cfn-lint checks AWS::Serverless::* resources
 #      against SAM's own schema only; the generated event source mappings, functions and roles are
 #      checked against CloudFormation's, e.g. a FunctionResponseTypes typo or a timeout over 900)
+#   5. checkov (security scan, pinned in local/requirements-checkov.txt, .venv/checkov) over the
+#      template (its cloudformation framework reads AWS::Serverless::* too) and over SAM's
+#      translation (the generated roles, event source mappings, API stage). Any failed check fails.
+#      A check is skipped only on its resource, with the reason beside it (Metadata.checkov.skip in
+#      template.yaml), never here.
 # Exits non-zero if any of them fails; runs all of them either way so one run shows every problem.
 # Usage: scripts/lint-template.sh [TEMPLATE]   (default: template.yaml)
 #
 # Offline: none of these calls AWS. Plain `sam validate` builds an IAM client but asks it for
 # managed policies only when the template names one by name (this one uses inline statements and
 # SAM adds its managed policies by ARN), so dummy credentials and a region are all it needs.
-# SAM CLI telemetry is switched off so nothing is sent.
+# SAM CLI telemetry is switched off so nothing is sent. checkov runs without a Prisma Cloud/Bridgecrew
+# API key, with --skip-download (no policy or guideline download) and without its PyPI update check.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 "$root/scripts/venv.sh" tools || { echo "lint-template: could not set up .venv/tools" >&2; exit 2; }
+"$root/scripts/venv.sh" checkov || { echo "lint-template: could not set up .venv/checkov" >&2; exit 2; }
 
 export PATH="$root/.venv/tools/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
@@ -76,6 +83,19 @@ lint_translated() {
   cfn-lint -- "$translated"
 }
 run "cfn-lint (SAM's translation of $template)" lint_translated
+
+# checkov FILE: every check of the cloudformation framework, offline; fails on any failed check.
+checkov() {
+  BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE \
+    "$root/.venv/checkov/bin/checkov" --file "$1" --framework cloudformation --skip-download \
+    --quiet --compact --output cli
+}
+run "checkov ($template)" checkov "$template"
+checkov_translated() {
+  translate || return 1
+  checkov "$translated"
+}
+run "checkov (SAM's translation of $template)" checkov_translated
 
 if [ "$failed" -ne 0 ]; then
   echo "lint-template: FAILED" >&2

@@ -2,11 +2,12 @@
 # Creates (or refreshes) a project-local environment from pinned requirements.
 #   scripts/venv.sh moto   -> .venv/moto  from local/requirements-moto.txt  (the AWS emulator)
 #   scripts/venv.sh tools  -> .venv/tools from local/requirements-tools.txt (SAM CLI, cfn-lint, cargo-lambda)
+#   scripts/venv.sh checkov -> .venv/checkov from local/requirements-checkov.txt (the template security scan)
 #   scripts/venv.sh node   -> .venv/node  from local/node/package-lock.json (dynalite, a strict DynamoDB)
 # Separate Python environments because the SAM CLI and moto pin overlapping dependencies differently.
 # Re-installs only when the pinned file changed (its hash is kept in the environment).
 set -euo pipefail
-name=${1:?usage: scripts/venv.sh moto|tools|node}
+name=${1:?usage: scripts/venv.sh moto|tools|checkov|node}
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv/$name"
 case "$name" in

@@ -304,6 +304,8 @@ const EVENTS_BUCKET: &str = "deferred-data-123456789012-us-east-1";
 const ORDERS: &str = "datasets/shop-42/2026-11/orders.ndjson";
 /// The key of out-of-order.json.
 const REFUNDS: &str = "datasets/shop-42/2026-11/refunds.ndjson";
+/// The key of delete-marker.json (a delete on the versioned bucket).
+const RETURNS: &str = "datasets/shop-42/2026-11/returns.ndjson";
 /// The keys of special-key.json, decoded, with their sequencers.
 const SPECIAL_KEYS: [(&str, &str); 5] = [
     (
@@ -338,7 +340,7 @@ async fn metadata_sync_binary_catalogs_the_payloads_objects() {
     let env = TestEnv::new().await;
     let bucket = env.names.data_bucket.clone();
     let body = "{\"amount\":1200}\n";
-    for key in [ORDERS, REFUNDS]
+    for key in [ORDERS, REFUNDS, RETURNS]
         .into_iter()
         .chain(SPECIAL_KEYS.iter().map(|(key, _)| *key))
     {
@@ -352,7 +354,8 @@ async fn metadata_sync_binary_catalogs_the_payloads_objects() {
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
     }
 
-    // Act: create, delete, out-of-order, overwrite, special-key, test-event, in this order.
+    // Act: create, delete, delete-marker, out-of-order, overwrite, special-key, test-event, in
+    // this order.
     let answers = run(
         &env,
         "MetadataSyncFunction",
@@ -360,6 +363,7 @@ async fn metadata_sync_binary_catalogs_the_payloads_objects() {
         &[
             "create",
             "delete",
+            "delete-marker",
             "out-of-order",
             "overwrite",
             "special-key",
@@ -381,6 +385,10 @@ async fn metadata_sync_binary_catalogs_the_payloads_objects() {
     let refunds = catalog_entry(&env, REFUNDS).await;
     assert!(refunds.deleted, "{refunds:?}");
     assert_eq!(refunds.sequencer, Sequencer::new("00674A3B2C1D0E0F50"));
+    // returns: removed by a delete marker (ObjectRemoved:DeleteMarkerCreated).
+    let returns = catalog_entry(&env, RETURNS).await;
+    assert!(returns.deleted, "{returns:?}");
+    assert_eq!(returns.sequencer, Sequencer::new("00674A3B2C1D0E0F60"));
     for (key, sequencer) in SPECIAL_KEYS {
         let entry = catalog_entry(&env, key).await;
         assert!(!entry.deleted, "{key}: {entry:?}");

@@ -11,7 +11,11 @@
 //! 3. A creation is turned into an upsert with HeadObject (size, ETag, content type, last
 //!    modified, user metadata: the object as it is now); a HeadObject 404 (the object was deleted
 //!    meanwhile) and a removal become a tombstone (`deleted`, `expires_at = now + tombstone
-//!    TTL`). HeadObjects run concurrently ([`HEAD_CONCURRENCY`]).
+//!    TTL`). The data bucket is versioned: a plain delete leaves a delete marker
+//!    (`ObjectRemoved:DeleteMarkerCreated`, a removal), while `ObjectRemoved:Delete` naming a
+//!    `versionId` deleted one version, after which the key may still exist (an older version, or
+//!    the object a deleted delete marker hid): it is resolved like a creation, with HeadObject.
+//!    HeadObjects run concurrently ([`HEAD_CONCURRENCY`]).
 //! 4. All upserts and tombstones of the batch go through ONE [`CatalogStore::apply`] call: it
 //!    writes them as conditional puts (only where the stored sequencer is older) in
 //!    TransactWriteItems calls of up to 100, so concurrent invocations cannot regress a key.
@@ -488,7 +492,9 @@ async fn resolve(notice: &Notice, deps: &Deps, now: DateTime<Utc>) -> Resolved {
             headed: false,
             vanished: false,
         },
-        Action::Created => {
+        // What is there now: a creation's object (gone again: a tombstone), or, after one version
+        // was deleted, whichever version is current (none: a tombstone).
+        Action::Created | Action::VersionRemoved => {
             match object::head(
                 &deps.s3,
                 &notice.bucket,
@@ -499,6 +505,11 @@ async fn resolve(notice: &Notice, deps: &Deps, now: DateTime<Utc>) -> Resolved {
             {
                 Ok(Some(entry)) => Resolved::Entry {
                     entry,
+                    headed: true,
+                    vanished: false,
+                },
+                Ok(None) if notice.action == Action::VersionRemoved => Resolved::Entry {
+                    entry: tombstone(notice.sequencer.clone()),
                     headed: true,
                     vanished: false,
                 },

@@ -49,6 +49,11 @@ pub enum Action {
     Created,
     /// `ObjectRemoved:*` (Delete, DeleteMarkerCreated) and `LifecycleExpiration:Delete*`.
     Removed,
+    /// `ObjectRemoved:Delete` of one version of an object in a versioned bucket (the record names
+    /// a `versionId`): a noncurrent version or a delete marker was deleted, or the current version,
+    /// and the key may still exist (its current version, an older one that became current, or the
+    /// one a deleted delete marker hid: a restore). Resolved like a creation, by what is there now.
+    VersionRemoved,
 }
 
 /// One record that changes the catalog.
@@ -70,8 +75,16 @@ pub fn notice(record: &S3EventRecord) -> Result<Option<Notice>, Error> {
         .event_name
         .clone()
         .ok_or(Error::MissingField("eventName"))?;
+    let versioned = record
+        .s3
+        .object
+        .version_id
+        .as_deref()
+        .is_some_and(|v| !v.is_empty());
     let action = if event_name.starts_with("ObjectCreated:") {
         Action::Created
+    } else if event_name == "ObjectRemoved:Delete" && versioned {
+        Action::VersionRemoved
     } else if event_name.starts_with("ObjectRemoved:")
         || event_name.starts_with("LifecycleExpiration:Delete")
     {
@@ -253,6 +266,24 @@ mod tests {
         );
         let n = notice(&removed).unwrap().unwrap();
         assert_eq!(n.action, Action::Removed);
+
+        // On a versioned bucket: a plain delete leaves a delete marker (a removal, whatever its
+        // versionId); deleting one version may leave the key in place.
+        let marker = record(
+            r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectRemoved:DeleteMarkerCreated",
+                "userIdentity":{},"requestParameters":{},
+                "s3":{"bucket":{"name":"b"},"object":{"key":"x","versionId":"v2","sequencer":"0B"}}}"#,
+        );
+        assert_eq!(notice(&marker).unwrap().unwrap().action, Action::Removed);
+        let version = record(
+            r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectRemoved:Delete",
+                "userIdentity":{},"requestParameters":{},
+                "s3":{"bucket":{"name":"b"},"object":{"key":"x","versionId":"v1","sequencer":"0C"}}}"#,
+        );
+        assert_eq!(
+            notice(&version).unwrap().unwrap().action,
+            Action::VersionRemoved
+        );
 
         let without_sequencer = record(
             r#"{"eventTime":"2026-11-21T23:43:36.328Z","eventName":"ObjectCreated:Put",

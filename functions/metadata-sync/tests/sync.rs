@@ -28,6 +28,8 @@ const EVENTS_BUCKET: &str = "deferred-data-123456789012-us-east-1";
 const ORDERS: &str = "datasets/shop-42/2026-11/orders.ndjson";
 /// The key of out-of-order.json.
 const REFUNDS: &str = "datasets/shop-42/2026-11/refunds.ndjson";
+/// The key of delete-marker.json.
+const RETURNS: &str = "datasets/shop-42/2026-11/returns.ndjson";
 /// The keys of special-key.json, decoded, in message order.
 const SPECIAL_KEYS: [&str; 5] = [
     "datasets/shop-42/2026 11/orders and refunds.ndjson",
@@ -265,6 +267,73 @@ async fn delete_leaves_a_tombstone_that_readers_skip() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// DataBucket is versioned: a plain delete leaves a delete marker, and S3 notifies
+/// `ObjectRemoved:DeleteMarkerCreated` (with the marker's versionId). A removal like any other.
+/// (The emulator's bucket is not versioned, see emulator::provision: the object is just deleted.)
+#[tokio::test]
+async fn a_delete_marker_on_the_versioned_bucket_leaves_a_tombstone() {
+    // Arrange: the object is cataloged, then deleted.
+    let env = TestEnv::new().await;
+    put(&env, RETURNS, "{}\n").await;
+    let deps = deps(&env);
+    let create = created_message(&bucket(&env), "create", RETURNS, "00674A3B2C1D0E0F55");
+    handle(lambda(batch(vec![create])), &deps).await.unwrap();
+    assert!(!catalog_get(&env, RETURNS).await.expect("cataloged").deleted);
+    env.s3()
+        .delete_object()
+        .bucket(bucket(&env))
+        .key(RETURNS)
+        .send()
+        .await
+        .unwrap();
+
+    // Act
+    let response = handle(lambda(event_file("delete-marker", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(response.batch_item_failures.is_empty());
+    let tombstone = catalog_get(&env, RETURNS).await.expect("a tombstone");
+    assert!(tombstone.deleted);
+    assert_eq!(tombstone.sequencer, Sequencer::new("00674A3B2C1D0E0F60"));
+}
+
+/// Deleting one version (`ObjectRemoved:Delete` with a `versionId`) may leave the key in place:
+/// deleting the delete marker restores the object, and the catalog follows what is there now.
+#[tokio::test]
+async fn deleting_a_delete_marker_restores_the_object_in_the_catalog() {
+    // Arrange: cataloged, then removed by a delete marker (a tombstone); then the marker is
+    // deleted, so the object is back. (Locally the object simply stays in the unversioned
+    // bucket: what S3 holds after the restore.)
+    let env = TestEnv::new().await;
+    put(&env, RETURNS, "{\"amount\":7}\n").await;
+    let deps = deps(&env);
+    let create = created_message(&bucket(&env), "create", RETURNS, "00674A3B2C1D0E0F55");
+    handle(lambda(batch(vec![create])), &deps).await.unwrap();
+    handle(lambda(event_file("delete-marker", &bucket(&env))), &deps)
+        .await
+        .unwrap();
+    assert!(catalog_get(&env, RETURNS).await.unwrap().deleted);
+    let marker = "Lw9nSg2.cTJ5vdx2YkgWZGXvkJmyq5Zq".to_owned();
+    let mut restored = event_file("delete-marker", &bucket(&env)).records.remove(0);
+    let mut body: Value = serde_json::from_str(restored.body.as_deref().unwrap()).unwrap();
+    body["Records"][0]["eventName"] = Value::String("ObjectRemoved:Delete".into());
+    body["Records"][0]["s3"]["object"]["versionId"] = Value::String(marker);
+    body["Records"][0]["s3"]["object"]["sequencer"] = Value::String("00674A3B2C1D0E0F70".into());
+    restored.body = Some(body.to_string());
+
+    // Act
+    let response = handle(lambda(batch(vec![restored])), &deps).await.unwrap();
+
+    // Assert: cataloged again, as the object now is, with the newest sequencer.
+    assert!(response.batch_item_failures.is_empty());
+    let entry = catalog_get(&env, RETURNS).await.expect("cataloged");
+    assert!(!entry.deleted, "{entry:?}");
+    assert_eq!(entry.size, "{\"amount\":7}\n".len() as i64);
+    assert_eq!(entry.sequencer, Sequencer::new("00674A3B2C1D0E0F70"));
 }
 
 /// Out of order, the worst case: the object exists in S3 (so the older create's HeadObject

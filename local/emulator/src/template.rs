@@ -151,13 +151,21 @@ impl Symbols {
 
     /// Resolves `!Ref`, `!GetAtt`, `!Sub` (short and long forms) into JSON. An unresolvable
     /// reference becomes `null` rather than an error: callers check the fields they need.
+    /// As in CloudFormation, a list item or a property that is `AWS::NoValue` (directly or as the
+    /// chosen branch of an `!If`) is left out, e.g. a policy statement under a false condition.
     pub fn resolve(&self, value: &Yaml) -> Json {
         match value {
             Yaml::Null => Json::Null,
             Yaml::Bool(b) => Json::Bool(*b),
             Yaml::Number(n) => serde_json::to_value(n).unwrap_or(Json::Null),
             Yaml::String(s) => Json::String(s.clone()),
-            Yaml::Sequence(items) => Json::Array(items.iter().map(|v| self.resolve(v)).collect()),
+            Yaml::Sequence(items) => Json::Array(
+                items
+                    .iter()
+                    .filter(|v| !self.is_no_value(v))
+                    .map(|v| self.resolve(v))
+                    .collect(),
+            ),
             Yaml::Tagged(tagged) => {
                 let tag = tagged.tag.to_string();
                 self.intrinsic(tag.trim_start_matches('!'), &tagged.value)
@@ -173,10 +181,34 @@ impl Symbols {
                 }
                 Json::Object(
                     map.iter()
+                        .filter(|(_, v)| !self.is_no_value(v))
                         .map(|(k, v)| (scalar_text(k), self.resolve(v)))
                         .collect(),
                 )
             }
+        }
+    }
+
+    /// Whether `value` is `!Ref AWS::NoValue`, directly or as the branch an `!If` chooses.
+    fn is_no_value(&self, value: &Yaml) -> bool {
+        let (function, arg) = match value {
+            Yaml::Tagged(tagged) => (
+                tagged.tag.to_string().trim_start_matches('!').to_owned(),
+                &tagged.value,
+            ),
+            Yaml::Mapping(map) if map.len() == 1 => {
+                let (k, v) = map.iter().next().expect("one entry");
+                (scalar_text(k).trim_start_matches("Fn::").to_owned(), v)
+            }
+            _ => return false,
+        };
+        match (function.as_str(), arg) {
+            ("Ref", Yaml::String(name)) => name == "AWS::NoValue",
+            ("If", Yaml::Sequence(parts)) if parts.len() == 3 => {
+                let holds = self.condition(&scalar_text(&parts[0]));
+                self.is_no_value(&parts[if holds { 1 } else { 2 }])
+            }
+            _ => false,
         }
     }
 
@@ -319,6 +351,11 @@ Resources:
       A: !If [Reserve, !Ref Reserved, !Ref AWS::NoValue]
       B: !If [Open, yes, no]
       C: !If [Both, yes, no]
+      L:
+        - kept
+        - !If [Reserve, reserved, !Ref AWS::NoValue]
+        - !If [Open, open, !Ref AWS::NoValue]
+        - {"Fn::If": [Reserve, reserved, {Ref: AWS::NoValue}]}
 "#,
         )
         .unwrap();
@@ -333,8 +370,14 @@ Resources:
         }
         let props = symbols.resolve(&template.resources[0].properties);
         assert_eq!(props["A"], Json::Null, "AWS::NoValue");
+        assert!(props.get("A").is_none(), "a NoValue property is left out");
         assert_eq!(props["B"], "yes");
         assert_eq!(props["C"], "no");
+        assert_eq!(
+            props["L"],
+            serde_json::json!(["kept", "open"]),
+            "NoValue list items are left out"
+        );
     }
 
     #[test]

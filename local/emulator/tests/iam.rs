@@ -80,7 +80,11 @@ async fn removing_an_action_from_a_policy_denies_the_call_that_needed_it() {
     let mut removed = 0;
     for policy in function.properties["Policies"].as_sequence_mut().unwrap() {
         for statement in policy["Statement"].as_sequence_mut().unwrap() {
-            if let Some(actions) = statement["Action"].as_sequence_mut() {
+            // (A statement under a condition, `!If [...]`, is not a mapping: not indexed.)
+            if let Some(actions) = statement
+                .get_mut("Action")
+                .and_then(|a| a.as_sequence_mut())
+            {
                 let before = actions.len();
                 actions.retain(|a| a.as_str() != Some("dynamodb:PutItem"));
                 removed += before - actions.len();
@@ -137,6 +141,14 @@ async fn each_principal_holds_its_template_statements_and_what_sam_adds_for_its_
             "RequestApiFunction" => assert!(!has("SamSqsPoller") && !has("SamStreamReader")),
             other => panic!("unexpected function {other}"),
         }
+        // Without KmsKeyArn (the default) no statement is about KMS, and the statements under
+        // UseCustomerManagedKey are left out, not left as nulls.
+        assert!(
+            statements
+                .iter()
+                .all(|s| s.is_object() && !s.to_string().contains("kms:")),
+            "{function}: {statements:?}"
+        );
         // Every resource ARN is resolved to the emulator's resources of this run.
         for statement in statements {
             let resources = match &statement["Resource"] {
@@ -152,5 +164,43 @@ async fn each_principal_holds_its_template_statements_and_what_sam_adds_for_its_
             }
         }
         assert!(info.credentials.is_some(), "{function} has a principal");
+    }
+}
+
+#[tokio::test]
+async fn with_a_customer_managed_key_each_function_may_use_it_for_what_it_does_and_no_more() {
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let overrides = HashMap::from([("KmsKeyArn".to_owned(), key.to_owned())]);
+
+    let env = TestEnv::with_overrides(&overrides).await;
+
+    for (function, info) in &env.resources.functions {
+        let kms: Vec<&serde_json::Value> = info.policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.to_string().contains("kms:"))
+            .collect();
+        assert_eq!(kms.len(), 1, "{function}: {kms:?}");
+        assert_eq!(kms[0]["Effect"], "Allow");
+        assert_eq!(kms[0]["Resource"], key, "{function}: only the stack's key");
+        let actions: Vec<&str> = kms[0]["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        // Decrypt: the tables' keys (DynamoDB), the stream, received queue messages.
+        // GenerateDataKey: only where the function publishes to a topic or sends to a queue.
+        let expected: &[&str] = match function.as_str() {
+            "RequestApiFunction" | "NotifierFunction" => &["kms:Decrypt", "kms:GenerateDataKey"],
+            "ComputeFunction" | "MetadataSyncFunction" => &["kms:Decrypt"],
+            other => panic!("unexpected function {other}"),
+        };
+        assert_eq!(actions, expected, "{function}");
+        assert!(
+            info.credentials.is_some(),
+            "{function}: moto accepts the policy"
+        );
     }
 }

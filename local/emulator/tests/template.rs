@@ -99,6 +99,9 @@ fn defaults_follow_the_concurrency_and_failure_policy() {
     assert!((5..=10).contains(&param(&t, "MetadataMaxReceiveCount")));
     assert!(param(&t, "MetadataBatchingWindowSeconds") > 0);
     assert!(
+        param(&t, "MetadataMaximumConcurrency") <= param(&t, "MetadataSyncReservedConcurrency")
+    );
+    assert!(
         param(&t, "ComputeLeaseSeconds") > compute_timeout,
         "a live worker never loses its lease"
     );
@@ -168,6 +171,12 @@ async fn event_sources_carry_the_policy_settings() {
         .events
         .iter()
         .all(|e| matches!(e, EventSource::HttpApi { .. })));
+    for (function, info) in f {
+        assert!(
+            info.reserved_concurrency.is_some(),
+            "{function}: every function has reserved concurrency by default"
+        );
+    }
 }
 
 #[tokio::test]
@@ -219,6 +228,29 @@ async fn provisioned_resources_are_wired_as_the_template_says() {
         .send()
         .await
         .unwrap();
+    // DataBucket is versioned in AWS but deliberately not here (see create_buckets: moto sends
+    // no notification for a delete marker): a delete removes the object, which notifies.
+    env.s3()
+        .put_object()
+        .bucket(&env.names.data_bucket)
+        .key("versioning-probe")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let deleted = env
+        .s3()
+        .delete_object()
+        .bucket(&env.names.data_bucket)
+        .key("versioning-probe")
+        .send()
+        .await
+        .unwrap();
+    let data_bucket = template()
+        .resource("DataBucket")
+        .unwrap()
+        .properties
+        .clone();
 
     let redrive: serde_json::Value =
         serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).unwrap();
@@ -239,4 +271,10 @@ async fn provisioned_resources_are_wired_as_the_template_says() {
         .iter()
         .all(|q| q.queue_arn == env.resources.queue("MetadataQueue").arn));
     assert!(!queues.is_empty());
+    assert_eq!(
+        data_bucket["VersioningConfiguration"]["Status"].as_str(),
+        Some("Enabled"),
+        "versioned in AWS"
+    );
+    assert_eq!(deleted.delete_marker, None, "not versioned locally");
 }
