@@ -32,6 +32,9 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("ComputeTimeout", "10"),
     ("ComputeQueueVisibilityTimeout", "1"),
     ("ComputeLeaseSeconds", "15"),
+    // Uncapped pollers throttle every reserved function: metadata-sync unreserved so that
+    // seeding the catalog (before the burst) is not itself slowed down by the incident mode.
+    ("MetadataSyncReservedConcurrency", "-1"),
 ];
 /// The concurrency the template reserves for compute (and ships as MaximumConcurrency).
 const RESERVED_CONCURRENCY: usize = 2;
