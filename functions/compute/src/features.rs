@@ -228,6 +228,12 @@ impl FeatureAccumulator {
         }
     }
 
+    /// Whether [`push_line`](Self::push_line) would count `line` as a transaction, without
+    /// adding it: the parser alone, for measuring it (`score-files --mode parse`).
+    pub fn parses(line: &[u8]) -> bool {
+        without_terminator(line).len() <= MAX_LINE_BYTES && parse(trim_ascii(line)).is_some()
+    }
+
     /// Pushes every line of `reader`, holding at most [`MAX_LINE_BYTES`] (+2, for a `\r\n`) of
     /// a line in memory; the same as [`push_line`](Self::push_line) for each line. I/O errors
     /// (an interrupted download, corrupt gzip) are returned as they are.
