@@ -107,16 +107,11 @@ fn fixture() -> &'static Fixture {
                 .load(),
         );
         // The template's defaults, as Lambda would give them.
-        let env = shared::config::Env::from_map(
-            [
-                ("SCORES_TABLE", "scores"),
-                ("COMPUTE_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:compute"),
-                ("COMPUTE_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/compute"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-        );
+        let env = shared::config::Env::from_pairs([
+            ("SCORES_TABLE", "scores"),
+            ("COMPUTE_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:compute"),
+            ("COMPUTE_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/compute"),
+        ]);
         let config = Config::from_env(&env).unwrap();
         let event: serde_json::Value =
             serde_json::from_str(include_str!("../../events/request-api/get-score.json")).unwrap();

@@ -75,13 +75,8 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        let mut vars: std::collections::BTreeMap<String, String> =
-            [("SCORES_TABLE", "s"), ("CATALOG_TABLE", "c")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        vars.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Env::from_map(vars)
+        let required = [("SCORES_TABLE", "s"), ("CATALOG_TABLE", "c")];
+        Env::from_pairs(required.into_iter().chain(pairs.iter().copied()))
     }
 
     #[test]

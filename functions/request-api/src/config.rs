@@ -70,16 +70,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        let mut vars: std::collections::BTreeMap<String, String> = [
+        let required = [
             ("SCORES_TABLE", "s"),
             ("COMPUTE_TOPIC_ARN", "arn:t"),
             ("COMPUTE_QUEUE_URL", "http://queue"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        vars.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Env::from_map(vars)
+        ];
+        Env::from_pairs(required.into_iter().chain(pairs.iter().copied()))
     }
 
     #[test]

@@ -191,16 +191,8 @@ impl Symbols {
 
     /// Whether `value` is `!Ref AWS::NoValue`, directly or as the branch an `!If` chooses.
     fn is_no_value(&self, value: &Yaml) -> bool {
-        let (function, arg) = match value {
-            Yaml::Tagged(tagged) => (
-                tagged.tag.to_string().trim_start_matches('!').to_owned(),
-                &tagged.value,
-            ),
-            Yaml::Mapping(map) if map.len() == 1 => {
-                let (k, v) = map.iter().next().expect("one entry");
-                (scalar_text(k).trim_start_matches("Fn::").to_owned(), v)
-            }
-            _ => return false,
+        let Some((function, arg)) = function_call(value) else {
+            return false;
         };
         match (function.as_str(), arg) {
             ("Ref", Yaml::String(name)) => name == "AWS::NoValue",
@@ -272,16 +264,8 @@ impl Symbols {
     }
 
     fn holds(&self, expression: &Yaml) -> bool {
-        let (function, arg) = match expression {
-            Yaml::Tagged(tagged) => (
-                tagged.tag.to_string().trim_start_matches('!').to_owned(),
-                &tagged.value,
-            ),
-            Yaml::Mapping(map) if map.len() == 1 => {
-                let (k, v) = map.iter().next().expect("one entry");
-                (scalar_text(k).trim_start_matches("Fn::").to_owned(), v)
-            }
-            _ => return false,
+        let Some((function, arg)) = function_call(expression) else {
+            return false;
         };
         let items = || arg.as_sequence().cloned().unwrap_or_default();
         match function.as_str() {
@@ -326,6 +310,22 @@ impl Symbols {
         }
         out.push_str(rest);
         out
+    }
+}
+
+/// A function call in either spelling, `!Name arg` or `{"Fn::Name": arg}` (any one-entry
+/// mapping): the name without `!` or `Fn::`, and its argument.
+fn function_call(value: &Yaml) -> Option<(String, &Yaml)> {
+    match value {
+        Yaml::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        Yaml::Mapping(map) if map.len() == 1 => {
+            let (k, v) = map.iter().next().expect("one entry");
+            Some((scalar_text(k).trim_start_matches("Fn::").to_owned(), v))
+        }
+        _ => None,
     }
 }
 
