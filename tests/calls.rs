@@ -34,17 +34,8 @@ async fn one_job_of_a_single_file_subject_costs_nine_aws_calls() {
     )
     .await;
     let names = system.names();
-    let events = emulator::subscribe_queue(
-        &system.runner.sdk,
-        &system.runner.resources.prefix,
-        &names.score_events_topic_arn,
-        None,
-    )
-    .await;
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &names.catalog_table,
-    );
+    let events = system.subscribe_score_events(None).await;
+    let catalog = system.catalog();
     let spec = SubjectSpec::new(
         SubjectId::parse("shop-calls").unwrap(),
         500,

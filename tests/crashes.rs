@@ -32,10 +32,7 @@ async fn system_crashing_at(operation: &str, subject: &str) -> (System, Arc<Faul
     ));
     let system = System::start_with_faults(&FAST, Some(plan.clone())).await;
     let names = system.names();
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &names.catalog_table,
-    );
+    let catalog = system.catalog();
     let spec = SubjectSpec::new(SubjectId::parse(subject).unwrap(), 300, Profile::Normal);
     datagen::seed(&system.s3(), &catalog, &names.data_bucket, &[spec], 3)
         .await
@@ -69,13 +66,7 @@ async fn assert_clean_end(system: &System, subject: &str, events_queue: &str) {
 }
 
 async fn events_queue(system: &System) -> String {
-    emulator::subscribe_queue(
-        &system.runner.sdk,
-        &system.runner.resources.prefix,
-        &system.names().score_events_topic_arn,
-        None,
-    )
-    .await
+    system.subscribe_score_events(None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

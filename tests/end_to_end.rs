@@ -20,10 +20,7 @@ fn spec(subject: &str, rows: usize, profile: Profile) -> SubjectSpec {
 
 async fn seed(system: &System, specs: &[SubjectSpec]) {
     let config = system.names();
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &config.catalog_table,
-    );
+    let catalog = system.catalog();
     datagen::seed(&system.s3(), &catalog, &config.data_bucket, specs, SEED)
         .await
         .expect("seeding");
@@ -56,21 +53,10 @@ async fn a_first_request_is_accepted_at_once_and_a_later_one_gets_the_score() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_finished_score_is_published_to_subscribers_with_filterable_attributes() {
     let system = System::start(&[FAST_CATALOG]).await;
-    let config = system.names();
-    let all = emulator::subscribe_queue(
-        &system.runner.sdk,
-        &system.runner.resources.prefix,
-        &config.score_events_topic_arn,
-        None,
-    )
-    .await;
-    let completed_only = emulator::subscribe_queue(
-        &system.runner.sdk,
-        &system.runner.resources.prefix,
-        &config.score_events_topic_arn,
-        Some(r#"{"type":["score.completed"]}"#),
-    )
-    .await;
+    let all = system.subscribe_score_events(None).await;
+    let completed_only = system
+        .subscribe_score_events(Some(r#"{"type":["score.completed"]}"#))
+        .await;
     seed(&system, &[spec("shop-events", 300, Profile::Chargebacks)]).await;
     system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
 

@@ -43,17 +43,8 @@ async fn a_workload_under_ten_percent_faults_ends_with_every_job_done_exactly_on
     let plan = Arc::new(FaultPlan::new(Vec::new(), 0.10, 20261130));
     let system = System::start_with_faults(&FAST, Some(plan.clone())).await;
     let names = system.names();
-    let events = emulator::subscribe_queue(
-        &system.runner.sdk,
-        &system.runner.resources.prefix,
-        &names.score_events_topic_arn,
-        None,
-    )
-    .await;
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &names.catalog_table,
-    );
+    let events = system.subscribe_score_events(None).await;
+    let catalog = system.catalog();
     let specs: Vec<SubjectSpec> = (0..SUBJECTS)
         .map(|i| {
             let profile = if i % 5 == 0 {

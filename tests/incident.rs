@@ -228,10 +228,7 @@ async fn seed(system: &System, names: &[String]) {
         .map(|name| SubjectSpec::new(SubjectId::parse(name).unwrap(), 20, Profile::Normal))
         .collect();
     let config = system.names();
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &config.catalog_table,
-    );
+    let catalog = system.catalog();
     datagen::seed(&system.s3(), &catalog, &config.data_bucket, &specs, 11)
         .await
         .expect("seeding");

@@ -25,10 +25,7 @@ async fn one_requests_trace_and_job_id_lead_through_every_functions_logs() {
     .unwrap();
     let system = System::start(&[("MetadataBatchingWindowSeconds", "1")]).await;
     let subject = SubjectId::parse("shop-logs").unwrap();
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &system.names().catalog_table,
-    );
+    let catalog = system.catalog();
     let spec = SubjectSpec::new(subject.clone(), 50, Profile::Normal);
     datagen::seed(
         &system.s3(),

@@ -15,10 +15,7 @@ const WITHIN: Duration = Duration::from_secs(120);
 
 async fn seed(system: &System, subject: &str) {
     let config = system.names();
-    let catalog = shared::catalog_store::CatalogStore::new(
-        shared::aws::dynamodb(&system.runner.sdk),
-        &config.catalog_table,
-    );
+    let catalog = system.catalog();
     let spec = SubjectSpec::new(SubjectId::parse(subject).unwrap(), 300, Profile::Normal);
     datagen::seed(&system.s3(), &catalog, &config.data_bucket, &[spec], 11)
         .await

@@ -75,6 +75,26 @@ impl System {
         shared::aws::s3(&self.runner.sdk)
     }
 
+    /// The catalog, as the runner's own (admin) principal writes it: for seeding data.
+    pub fn catalog(&self) -> shared::catalog_store::CatalogStore {
+        shared::catalog_store::CatalogStore::new(
+            shared::aws::dynamodb(&self.runner.sdk),
+            &self.names().catalog_table,
+        )
+    }
+
+    /// A new queue subscribed to ScoreEventsTopic (raw delivery, with an optional filter
+    /// policy), as any subscriber's; returns its URL.
+    pub async fn subscribe_score_events(&self, filter_policy: Option<&str>) -> String {
+        emulator::subscribe_queue(
+            &self.runner.sdk,
+            &self.runner.resources.prefix,
+            &self.names().score_events_topic_arn,
+            filter_policy,
+        )
+        .await
+    }
+
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.runner.sdk)
     }
