@@ -64,9 +64,12 @@ machete:
 lint-template:
 	@scripts/lint-template.sh
 
-## make bench: feature extraction + scoring throughput (figures in docs/BENCHMARKS.md).
+## make bench: the release binaries measured (cold start and memory next to a hello-world floor,
+## CPU per request, compute's parser step by step, binary sizes); writes the figures and their
+## targets into docs/BENCHMARKS.md. Not in CI (about 10 minutes after the release build).
+## Criterion's micro-benchmarks of compute: cargo bench -p compute.
 bench:
-	$(CARGO) bench -p compute
+	@scripts/bench.sh
 
 ## make fuzz: every fuzz target of fuzz/ for FUZZ_SECONDS (default 20) each, from a seed corpus of
 ## the events/ payloads and test datasets (cargo-fuzz, pinned and installed into .venv/cargo by

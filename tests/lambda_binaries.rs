@@ -43,30 +43,6 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn lambda_env(env: &TestEnv, function: &str) -> HashMap<String, String> {
-    let mut vars: HashMap<String, String> = env.resources.functions[function]
-        .environment
-        .clone()
-        .into_iter()
-        .collect();
-    // The binary runs as the function's own principal, with the template's policy, as Lambda
-    // gives it its execution role's credentials.
-    let credentials = env.resources.functions[function]
-        .credentials
-        .clone()
-        .expect("a principal per function");
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", emulator::endpoint_from_env().unwrap()),
-        ("AWS_ACCESS_KEY_ID", credentials.access_key_id),
-        ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-    ] {
-        vars.insert(k.to_owned(), v);
-    }
-    vars
-}
-
 /// Feeds the binary every payload of `events/<folder>/` (sorted by case, each text passed
 /// through `rewrite` first) and returns each case with its response. `expected` must name
 /// exactly those cases, in that order, so no payload goes unchecked.
@@ -89,7 +65,7 @@ async fn run(
 
     let answers = invoke_binary(
         &binary(folder),
-        &lambda_env(env, function),
+        &env.lambda_process_env(function),
         &inputs,
         Duration::from_secs(60),
     )

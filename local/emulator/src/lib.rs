@@ -106,6 +106,32 @@ impl TestEnv {
             .unwrap_or_else(|| panic!("template.yaml has no function {function}"))
     }
 
+    /// The process environment Lambda would give `function`'s binary: the template's variables,
+    /// the function's own principal as its execution role's credentials, the emulator's
+    /// endpoint, and JSON logs (the template's `LogFormat`).
+    pub fn lambda_process_env(&self, function: &str) -> std::collections::HashMap<String, String> {
+        let definition = &self.resources.functions[function];
+        let mut vars: std::collections::HashMap<String, String> =
+            definition.environment.clone().into_iter().collect();
+        let credentials = definition
+            .credentials
+            .clone()
+            .expect("a principal per function");
+        for (k, v) in [
+            (
+                "AWS_ENDPOINT_URL",
+                endpoint_from_env().expect("the emulator's endpoint"),
+            ),
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+        ] {
+            vars.insert(k.to_owned(), v);
+        }
+        vars
+    }
+
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         shared::aws::dynamodb(&self.sdk)
     }
