@@ -28,6 +28,12 @@
    AWS, a PublishBatch needs sns:Publish and each action of a DynamoDB transaction its own
    single-item permission.
 
+4. SQS message move tasks (StartMessageMoveTask, ListMessageMoveTasks), which moto 5.2.5 lacks
+   and the DLQ redrive (`deferred-ops redrive`) uses, are added to moto's SQS responses (so IAM
+   checks them as any SQS action, on the source queue): see `add_message_move_tasks`. And
+   GetShardIterator for a shard the stream does not have answers ResourceNotFoundException, as in
+   AWS (a shard past the stream's 24 hours is gone), where moto fails an assertion (HTTP 500).
+
 Usage: python local/moto_server.py [-H HOST] [-p PORT] [--dynalite CLI] [--violations FILE]
                                    [--enforce-iam]
 """
@@ -404,6 +410,109 @@ def enforce_iam():
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
 
 
+def add_message_move_tasks():
+    """SQS message move tasks, as AWS documents them, on moto's queues. Differences from AWS: a
+    task moves every visible message at once when it starts (AWS moves them in the background, at
+    up to MaxNumberOfMessagesPerSecond), so it is COMPLETED when StartMessageMoveTask returns; and
+    without a DestinationArn the messages go to the one queue whose redrive policy names the DLQ
+    (AWS returns each message to the queue it came from; moto does not record that, so a DLQ of
+    several queues needs a DestinationArn). CancelMessageMoveTask is not added: no task is ever
+    RUNNING to cancel."""
+    import uuid
+
+    from moto.core.responses import ActionResult
+    from moto.sqs.exceptions import InvalidParameterValue, SQSException
+    from moto.sqs.responses import SQSResponse
+
+    tasks = {}  # source queue ARN -> its tasks, oldest first
+
+    def queue_by_arn(backend, arn):
+        for queue in backend.queues.values():
+            if queue.queue_arn == arn:
+                return queue
+        raise SQSException("ResourceNotFoundException", f"The resource that you specified for the SourceArn or DestinationArn parameter does not exist: {arn}")
+
+    def start_message_move_task(self):
+        source_arn = self._get_param("SourceArn")
+        destination_arn = self._get_param("DestinationArn")
+        rate = self._get_param("MaxNumberOfMessagesPerSecond")
+        backend = self.sqs_backend
+        source = queue_by_arn(backend, source_arn)
+        feeding = backend.list_dead_letter_source_queues(source.name)
+        if not feeding:
+            raise InvalidParameterValue("Source queue must be configured as a Dead Letter Queue.")
+        if destination_arn:
+            destination = queue_by_arn(backend, destination_arn)
+        elif len(feeding) == 1:
+            destination = feeding[0]
+        else:
+            raise InvalidParameterValue(
+                "the emulator does not record which queue a message came from: "
+                "give a DestinationArn for a dead-letter queue of several queues")
+        moving = list(source.messages)
+        for message in moving:
+            backend.send_message(
+                destination.name, message.body,
+                message_attributes=message.message_attributes or None, delay_seconds=0)
+        with source._messages_lock:
+            source._messages = [m for m in source._messages if m not in moving]
+        task = {
+            "TaskHandle": str(uuid.uuid4()),
+            "Status": "COMPLETED",
+            "SourceArn": source_arn,
+            "ApproximateNumberOfMessagesMoved": len(moving),
+            "ApproximateNumberOfMessagesToMove": len(moving),
+            "StartedTimestamp": int(time.time() * 1000),
+        }
+        if destination_arn:
+            task["DestinationArn"] = destination_arn
+        if rate is not None:
+            task["MaxNumberOfMessagesPerSecond"] = int(rate)
+        tasks.setdefault(source_arn, []).append(task)
+        log(f"message move task: {len(moving)} message(s) from {source.name} to {destination.name}")
+        return ActionResult({"TaskHandle": task["TaskHandle"]})
+
+    def list_message_move_tasks(self):
+        source_arn = self._get_param("SourceArn")
+        queue_by_arn(self.sqs_backend, source_arn)
+        limit = int(self._get_param("MaxResults") or 1)
+        if not 1 <= limit <= 10:
+            raise InvalidParameterValue("MaxResults must be between 1 and 10")
+        newest = list(reversed(tasks.get(source_arn, [])))[:limit]
+        # As in AWS, the handle is listed only while a task is RUNNING (here: never).
+        results = [{k: v for k, v in t.items() if k != "TaskHandle"} for t in newest]
+        return ActionResult({"Results": results})
+
+    original_resource = SQSResponse._determine_resource
+
+    def determine_resource(self):
+        if self._get_action() in ("StartMessageMoveTask", "ListMessageMoveTasks"):
+            return self._get_param("SourceArn") or "*"
+        return original_resource(self)
+
+    SQSResponse.start_message_move_task = start_message_move_task
+    SQSResponse.list_message_move_tasks = list_message_move_tasks
+    SQSResponse._determine_resource = determine_resource
+
+
+def answer_unknown_shards():
+    """GetShardIterator of a shard the stream does not have: ResourceNotFoundException, as AWS
+    answers for a shard trimmed after 24 hours (moto fails an assertion: HTTP 500)."""
+    from moto.dynamodb.exceptions import ResourceNotFoundException
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_shard_iterator
+
+    def get_shard_iterator(self, arn, shard_id, shard_iterator_type, sequence_number=None):
+        table = self._get_table_from_arn(arn)
+        if table.stream_shard is None or table.stream_shard.id != shard_id:
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Shard: {shard_id} in Stream: {arn} not found")
+        return original(self, arn, shard_id, shard_iterator_type, sequence_number)
+
+    DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -416,6 +525,8 @@ def main() -> None:
     dynalite = Dynalite(args.dynalite) if args.dynalite else None
     if dynalite is None:
         log("no --dynalite: DynamoDB requests are not checked against a strict DynamoDB")
+    add_message_move_tasks()
+    answer_unknown_shards()
     if args.enforce_iam:
         enforce_iam()
 

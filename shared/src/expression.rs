@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::operation::{
     put_item::builders::PutItemFluentBuilder, query::builders::QueryFluentBuilder,
-    update_item::builders::UpdateItemFluentBuilder,
+    scan::builders::ScanFluentBuilder, update_item::builders::UpdateItemFluentBuilder,
 };
 use aws_sdk_dynamodb::types::{builders::KeysAndAttributesBuilder, AttributeValue};
 
@@ -40,13 +40,14 @@ pub enum ExpressionError {
     NotTaken { request: &'static str, rest: String },
 }
 
-/// The condition, update, key-condition and projection expressions of one request, and the
-/// `#name` and `:value` placeholders they use.
+/// The condition, update, key-condition, filter and projection expressions of one request, and
+/// the `#name` and `:value` placeholders they use.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expressions {
     pub condition: Option<String>,
     pub update: Option<String>,
     pub key_condition: Option<String>,
+    pub filter: Option<String>,
     pub projection: Option<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
@@ -70,6 +71,11 @@ impl Expressions {
 
     pub fn key_condition(mut self, expression: impl Into<String>) -> Self {
         self.key_condition = Some(expression.into());
+        self
+    }
+
+    pub fn filter(mut self, expression: impl Into<String>) -> Self {
+        self.filter = Some(expression.into());
         self
     }
 
@@ -103,6 +109,7 @@ impl Expressions {
             &self.condition,
             &self.update,
             &self.key_condition,
+            &self.filter,
             &self.projection,
         ]
         .into_iter()
@@ -167,6 +174,7 @@ impl Expressions {
             condition: self.condition,
             update: self.update,
             key_condition: self.key_condition,
+            filter: self.filter,
             projection: self.projection,
         };
         let names = (!self.names.is_empty()).then_some(self.names);
@@ -181,6 +189,7 @@ pub struct Checked {
     pub condition: Option<String>,
     pub update: Option<String>,
     pub key_condition: Option<String>,
+    pub filter: Option<String>,
     pub projection: Option<String>,
 }
 
@@ -276,6 +285,11 @@ with_expressions!(
     "Query",
     [key_condition => set_key_condition_expression, projection => set_projection_expression]
 );
+with_expressions!(
+    ScanFluentBuilder,
+    "Scan",
+    [filter => set_filter_expression, projection => set_projection_expression]
+);
 
 /// BatchGetItem's per-table part: a projection and its names (it takes no values).
 impl WithExpressions for KeysAndAttributesBuilder {
@@ -333,6 +347,26 @@ mod tests {
             .value(":job", s("j"))
             .value(":now", AttributeValue::N("5".into()));
         assert_eq!(e.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_scan_filter_is_checked_like_any_expression() {
+        let filter = || {
+            Expressions::new()
+                .filter("#status IN (:pending, :running)")
+                .name("#status", "status")
+                .value(":pending", AttributeValue::S("pending".into()))
+        };
+        assert_eq!(
+            filter().check(),
+            Err(ExpressionError::Unbound(vec![":running".into()]))
+        );
+        let complete = filter().value(":running", AttributeValue::S("running".into()));
+        assert_eq!(complete.check(), Ok(()));
+        let bare = Expressions::new()
+            .filter("status = :v")
+            .value(":v", AttributeValue::S("x".into()));
+        assert!(matches!(bare.check(), Err(ExpressionError::Reserved(_))));
     }
 
     #[test]

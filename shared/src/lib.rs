@@ -8,6 +8,7 @@ pub mod aws;
 pub mod batch_get;
 pub mod catalog_store;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod expression;
 pub mod publisher;
 pub mod retry;
 pub mod score_store;
+pub mod stream_record;
 pub mod telemetry;
 
 pub use error::{Error, Retry};

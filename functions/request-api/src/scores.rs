@@ -12,8 +12,6 @@ use crate::Config;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use shared::domain::{ErrorCode, RequestReason, ScoreRecord, ScoreStatus, SubjectId};
-use shared::events::ComputeRequested;
-use shared::publisher::OutgoingMessage;
 use shared::score_store::{StartMode, StartOutcome};
 
 use crate::error::ApiError;
@@ -215,21 +213,14 @@ async fn dispatch(
     reason: RequestReason,
     trace_id: Option<&str>,
 ) -> Result<(), ApiError> {
-    let event = ComputeRequested::new(
-        record.subject_id.clone(),
-        record.job_id,
+    let published = shared::dispatch::publish_compute_requested(
+        &deps.publisher,
+        &deps.config.compute_topic_arn,
+        record,
         reason,
-        record.requested_at,
-        trace_id.map(str::to_owned),
-    );
-    let published = match OutgoingMessage::compute_requested(&event) {
-        Ok(message) => {
-            deps.publisher
-                .publish(&deps.config.compute_topic_arn, &message)
-                .await
-        }
-        Err(err) => Err(err),
-    };
+        trace_id,
+    )
+    .await;
     match published {
         Ok(message_id) => {
             metrics::counter!("JobsStarted", "reason" => reason_name(reason)).increment(1);

@@ -146,8 +146,11 @@ impl StreamSource {
                             <= chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
                     })
                 });
+            // The shard the records came from (the reader moves to a child shard only on a
+            // later poll), named in what goes to the on-failure destination, as Lambda does.
+            let shard_id = reader.shard_id().to_owned();
             if !expired.is_empty() {
-                self.send_to_on_failure(&sqs, &expired, "RecordAgeExceeded")
+                self.send_to_on_failure(&sqs, &shard_id, &expired, "RecordAgeExceeded")
                     .await;
             }
             let batch: Vec<EventRecord> = fresh
@@ -161,7 +164,7 @@ impl StreamSource {
                 }
                 continue;
             }
-            self.deliver(&sqs, &handler, &stats, batch).await;
+            self.deliver(&sqs, &handler, &stats, &shard_id, batch).await;
         }
     }
 
@@ -171,6 +174,7 @@ impl StreamSource {
         sqs: &'a aws_sdk_sqs::Client,
         handler: &'a StreamHandler,
         stats: &'a Arc<FunctionStats>,
+        shard_id: &'a str,
         mut batch: Vec<EventRecord>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
@@ -189,15 +193,15 @@ impl StreamSource {
                         if self.bisect_batch_on_function_error && batch.len() > 1 {
                             tracing::info!(function = %self.function, error = %e, size = batch.len(), "bisecting the failed batch");
                             let second = batch.split_off(batch.len() / 2);
-                            self.deliver(sqs, handler, stats, batch).await;
-                            self.deliver(sqs, handler, stats, second).await;
+                            self.deliver(sqs, handler, stats, shard_id, batch).await;
+                            self.deliver(sqs, handler, stats, shard_id, second).await;
                             return;
                         }
                     }
                 }
                 attempts += 1;
                 if attempts > self.maximum_retry_attempts {
-                    self.send_to_on_failure(sqs, &batch, "RetryAttemptsExhausted")
+                    self.send_to_on_failure(sqs, shard_id, &batch, "RetryAttemptsExhausted")
                         .await;
                     return;
                 }
@@ -272,6 +276,7 @@ impl StreamSource {
     async fn send_to_on_failure(
         &self,
         sqs: &aws_sdk_sqs::Client,
+        shard_id: &str,
         batch: &[EventRecord],
         condition: &str,
     ) {
@@ -291,7 +296,7 @@ impl StreamSource {
             "version": "1.0",
             "timestamp": chrono::Utc::now().to_rfc3339(),
             "DDBStreamBatchInfo": {
-                "shardId": "local",
+                "shardId": shard_id,
                 "startSequenceNumber": first,
                 "endSequenceNumber": last,
                 "batchSize": batch.len(),
