@@ -16,6 +16,7 @@ pub mod expression;
 pub mod publisher;
 pub mod retry;
 pub mod score_store;
+#[cfg(feature = "stream-records")]
 pub mod stream_record;
 pub mod telemetry;
 
