@@ -2,6 +2,11 @@
 # make dev: the whole system on this machine. Starts the AWS emulator (moto, in .venv/moto),
 # builds and starts the local runner (HTTP API on 127.0.0.1:${PORT:-3000}, queue and stream
 # pollers), seeds demo data, and prints what to try. Ctrl-C stops everything.
+#
+# The HTTP API plays the template's auth: with ApiAuth=AWS_IAM (the default) it takes requests
+# SigV4-signed with the emulator's credentials (the curl lines printed sign with curl's
+# --aws-sigv4); `scripts/dev.sh --param ApiAuth=NONE` serves unsigned requests. Arguments go to
+# the runner (local-runner --help).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -38,14 +38,14 @@ async fn one_requests_trace_and_job_id_lead_through_every_functions_logs() {
     .unwrap();
     system.wait_for_empty_queue("MetadataQueue", WITHIN).await;
 
-    let first = system
-        .http
-        .get(format!("{}/v1/scores/shop-logs", system.runner.base_url()))
+    let mut request = system
+        .build(reqwest::Method::GET, "/v1/scores/shop-logs")
         .header("x-amzn-trace-id", TRACE)
-        .send()
-        .await
+        .build()
         .unwrap();
-    assert_eq!(first.status(), 202);
+    system.sign(&mut request).await;
+    let first = system.send(request).await;
+    assert_eq!(first.status, 202);
     let done = system.wait_for_result("shop-logs", WITHIN).await;
     let job_id = done.body["job_id"].as_str().unwrap().to_owned();
     // notifier runs after the result is stored: wait for its line.

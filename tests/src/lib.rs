@@ -1,5 +1,9 @@
 //! The whole system started in-process for a test: the local runner over the emulator, with its
 //! own resources, and the few helpers the end-to-end tests share.
+//!
+//! Requests to the HTTP API are SigV4-signed as a deployed stack's callers sign them
+//! (`ApiAuth=AWS_IAM`, the template's default, which the runner checks): with the smoke test's
+//! signer and the emulator's credentials, the one key the local API knows.
 
 use std::time::Duration;
 
@@ -9,6 +13,8 @@ use serde_json::Value;
 pub struct System {
     pub runner: Runner,
     pub http: reqwest::Client,
+    /// Signs for `execute-api` with the credentials and region the runner knows.
+    pub signer: deferred_smoke::Signer,
 }
 
 pub struct Answer {
@@ -59,11 +65,49 @@ impl System {
         )
         .await
         .expect("the local runner starts");
+        let signer = deferred_smoke::Signer::from_sdk_config(
+            &runner.sdk,
+            &runner.base_url().parse().expect("the runner's URL"),
+        )
+        .expect("the emulator's credentials and region");
         Self {
             runner,
             // Not reqwest::Client::new(): with deferred-smoke in the build, reqwest's TLS is rustls
             // without a default crypto provider (see the workspace Cargo.toml).
             http: deferred_smoke::http_client(),
+            signer,
+        }
+    }
+
+    /// A request to the local HTTP API (`path` under its base URL), not yet signed.
+    pub fn build(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.runner.base_url()))
+    }
+
+    /// Signs `request` (its headers and body are final) as callers of the API must.
+    pub async fn sign(&self, request: &mut reqwest::Request) {
+        self.signer
+            .sign(request)
+            .await
+            .expect("signing with the emulator's credentials");
+    }
+
+    /// Sends `request` as it is (signed or not) and reads the whole answer.
+    pub async fn send(&self, request: reqwest::Request) -> Answer {
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .expect("the local HTTP API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            headers,
         }
     }
 
@@ -99,28 +143,20 @@ impl System {
         aws_sdk_sqs::Client::new(&self.runner.sdk)
     }
 
+    /// A signed request (JSON body when given), sent, its answer read.
     pub async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> Answer {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.runner.base_url()));
+        let mut request = self.build(method, path);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("the local HTTP API answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("a body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            body,
-            headers,
-        }
+        let mut request = request.build().expect("a valid request");
+        self.sign(&mut request).await;
+        self.send(request).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

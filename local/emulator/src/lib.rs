@@ -20,7 +20,9 @@ pub mod template;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
-pub use provision::{provision, EventSource, FunctionInfo, Provisioned, ResourceNames};
+pub use provision::{
+    provision, EventSource, FunctionInfo, Provisioned, ResourceNames, RouteAuthorization,
+};
 pub use template::Template;
 
 /// Where the emulator listens, taken from `AWS_ENDPOINT_URL` (set by `scripts/moto.sh` and

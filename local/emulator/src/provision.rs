@@ -133,7 +133,20 @@ pub enum EventSource {
         name: String,
         method: String,
         path: String,
+        /// Who may call the route: what API Gateway checks before invoking the function.
+        authorization: RouteAuthorization,
     },
+}
+
+/// A route's authorization, from the API's OpenAPI `DefinitionBody` (the operation's `security`
+/// naming a `x-amazon-apigateway-authtype: awsSigv4` scheme), SAM's `Auth.DefaultAuthorizer`
+/// or the event's `Auth.Authorizer` (`AWS_IAM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAuthorization {
+    /// Anyone may call it.
+    None,
+    /// SigV4-signed requests only (`execute-api`).
+    AwsIam,
 }
 
 #[derive(Debug, Clone)]
@@ -549,8 +562,16 @@ impl<'a> Provisioner<'a> {
 
     /// What Lambda would run for each function, and its principal (see [`crate::iam`]).
     async fn describe_functions(&mut self) -> Result<(), ProvisionError> {
+        // An HttpApi is not created, but its routes' authorization is played: its `!Ref` (an
+        // event's ApiId) names it by logical id, and its properties are resolved once here.
+        let mut http_apis = HashMap::new();
+        for resource in self.template.of_kind("AWS::Serverless::HttpApi") {
+            let id = &resource.logical_id;
+            self.symbols.refs.insert(id.clone(), id.clone());
+            http_apis.insert(id.clone(), self.symbols.resolve(&resource.properties));
+        }
         for resource in self.template.of_kind("AWS::Serverless::Function") {
-            let mut info = function_info(self.template, &self.symbols, resource)?;
+            let mut info = function_info(self.template, &self.symbols, &http_apis, resource)?;
             let user = format!("{}-{}", self.prefix, resource.logical_id);
             info.credentials =
                 Some(create_principal(&self.iam, &resource.logical_id, &user, &info.policy).await?);
@@ -680,6 +701,7 @@ async fn create_table(
 fn function_info(
     template: &Template,
     symbols: &Symbols,
+    http_apis: &HashMap<String, Json>,
     resource: &Resource,
 ) -> Result<FunctionInfo, ProvisionError> {
     let id = &resource.logical_id;
@@ -704,7 +726,7 @@ fn function_info(
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(name, event)| event_source(id, name, event))
+        .map(|(name, event)| event_source(id, name, event, http_apis))
         .collect::<Result<Vec<_>, _>>()?;
     let policy = function_policy(id, &props["Policies"], &events)?;
     Ok(FunctionInfo {
@@ -720,7 +742,12 @@ fn function_info(
 }
 
 /// One `Events` entry of a function, with the settings the local runner plays.
-fn event_source(id: &str, name: &str, event: &Json) -> Result<EventSource, ProvisionError> {
+fn event_source(
+    id: &str,
+    name: &str,
+    event: &Json,
+    http_apis: &HashMap<String, Json>,
+) -> Result<EventSource, ProvisionError> {
     let p = &event["Properties"];
     let reports = p["FunctionResponseTypes"]
         .as_array()
@@ -753,11 +780,19 @@ fn event_source(id: &str, name: &str, event: &Json) -> Result<EventSource, Provi
             on_failure_destination_arn: text(&p["DestinationConfig"]["OnFailure"]["Destination"]),
             report_batch_item_failures: reports,
         },
-        "HttpApi" => EventSource::HttpApi {
-            name: name.to_owned(),
-            method: text(&p["Method"]).unwrap_or_else(|| "ANY".into()),
-            path: text(&p["Path"]).unwrap_or_else(|| "$default".into()),
-        },
+        "HttpApi" => {
+            let method = text(&p["Method"]).unwrap_or_else(|| "ANY".into());
+            let path = text(&p["Path"]).unwrap_or_else(|| "$default".into());
+            // Without ApiId the event is on SAM's implicit API, which has no authorizer here.
+            let api = text(&p["ApiId"]).and_then(|api| http_apis.get(&api));
+            let authorization = route_authorization(api, &method, &path, &p["Auth"]);
+            EventSource::HttpApi {
+                name: name.to_owned(),
+                method,
+                path,
+                authorization,
+            }
+        }
         other => {
             return Err(invalid(
                 id,
@@ -765,6 +800,44 @@ fn event_source(id: &str, name: &str, event: &Json) -> Result<EventSource, Provi
             ))
         }
     })
+}
+
+/// What API Gateway checks for one route (see [`RouteAuthorization`]): the event's own
+/// `Auth.Authorizer` first, then the operation's `security` in the API's `DefinitionBody`
+/// (conditions already resolved: under `ApiAuth=NONE` it is gone), then the API's
+/// `Auth.DefaultAuthorizer`.
+fn route_authorization(
+    api: Option<&Json>,
+    method: &str,
+    path: &str,
+    event_auth: &Json,
+) -> RouteAuthorization {
+    let iam = |yes: bool| match yes {
+        true => RouteAuthorization::AwsIam,
+        false => RouteAuthorization::None,
+    };
+    if let Some(authorizer) = text(&event_auth["Authorizer"]) {
+        return iam(authorizer == "AWS_IAM");
+    }
+    let Some(api) = api else {
+        return RouteAuthorization::None;
+    };
+    let definition = &api["DefinitionBody"];
+    let operation_key = match method.to_ascii_uppercase().as_str() {
+        "ANY" => "x-amazon-apigateway-any-method".to_owned(),
+        other => other.to_ascii_lowercase(),
+    };
+    let operation = &definition["paths"][path][operation_key.as_str()];
+    if let Some(requirements) = operation["security"].as_array() {
+        let schemes = &definition["components"]["securitySchemes"];
+        let sigv4 = requirements
+            .iter()
+            .filter_map(Json::as_object)
+            .flat_map(|requirement| requirement.keys())
+            .any(|scheme| schemes[scheme]["x-amazon-apigateway-authtype"] == "awsSigv4");
+        return iam(sigv4);
+    }
+    iam(text(&api["Auth"]["DefaultAuthorizer"]).as_deref() == Some("AWS_IAM"))
 }
 
 /// `FilterCriteria.Filters[].Pattern`, parsed (a pattern is JSON in a string, or inline).
@@ -795,5 +868,101 @@ fn number(value: &Json) -> Option<i64> {
         Json::Number(n) => n.as_i64(),
         Json::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `HttpApi` event of template.yaml's functions with its route's authorization, under
+    /// the template's defaults with `overrides` applied (no emulator needed: nothing is created).
+    fn routes(overrides: &[(&str, &str)]) -> Vec<(String, RouteAuthorization)> {
+        let template = Template::load(&crate::template_path()).unwrap();
+        let mut symbols = Symbols {
+            conditions: template.conditions.clone(),
+            ..Symbols::default()
+        };
+        for (name, default) in &template.parameters {
+            if let Some(value) = default {
+                symbols.parameters.insert(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in overrides {
+            symbols
+                .parameters
+                .insert(name.to_string(), value.to_string());
+        }
+        let mut apis = HashMap::new();
+        for api in template.of_kind("AWS::Serverless::HttpApi") {
+            symbols
+                .refs
+                .insert(api.logical_id.clone(), api.logical_id.clone());
+            apis.insert(api.logical_id.clone(), symbols.resolve(&api.properties));
+        }
+        let mut routes = Vec::new();
+        for function in template.of_kind("AWS::Serverless::Function") {
+            let props = symbols.resolve(&function.properties);
+            let events = props["Events"].as_object().into_iter().flatten();
+            // The other event types need provisioned queues and streams to resolve.
+            for (name, event) in events.filter(|(_, e)| e["Type"] == "HttpApi") {
+                if let EventSource::HttpApi {
+                    authorization,
+                    method,
+                    path,
+                    ..
+                } = event_source(&function.logical_id, name, event, &apis).unwrap()
+                {
+                    routes.push((format!("{method} {path}"), authorization));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn the_template_routes_require_iam_unless_api_auth_is_none() {
+        let default = routes(&[]);
+        let open = routes(&[("ApiAuth", "NONE")]);
+
+        assert_eq!(default.len(), 4, "{default:?}");
+        assert!(default.iter().any(|(route, _)| route == "ANY $default"));
+        assert!(
+            default
+                .iter()
+                .all(|(_, auth)| *auth == RouteAuthorization::AwsIam),
+            "{default:?}"
+        );
+        assert_eq!(open.len(), 4);
+        assert!(
+            open.iter()
+                .all(|(_, auth)| *auth == RouteAuthorization::None),
+            "{open:?}"
+        );
+    }
+
+    #[test]
+    fn event_auth_and_the_default_authorizer_count_too() {
+        let api = serde_json::json!({"Auth": {"DefaultAuthorizer": "AWS_IAM"}});
+        let none = Json::Null;
+        let iam = serde_json::json!({"Authorizer": "AWS_IAM"});
+        let open = serde_json::json!({"Authorizer": "NONE"});
+
+        assert_eq!(
+            route_authorization(Some(&api), "GET", "/x", &none),
+            RouteAuthorization::AwsIam
+        );
+        assert_eq!(
+            route_authorization(Some(&api), "GET", "/x", &open),
+            RouteAuthorization::None
+        );
+        assert_eq!(
+            route_authorization(None, "GET", "/x", &iam),
+            RouteAuthorization::AwsIam
+        );
+        assert_eq!(
+            route_authorization(None, "GET", "/x", &none),
+            RouteAuthorization::None
+        );
     }
 }

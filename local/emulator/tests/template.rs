@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use emulator::provision::NOT_EMULATED;
-use emulator::{EventSource, Template, TestEnv};
+use emulator::{EventSource, RouteAuthorization, Template, TestEnv};
 
 fn template() -> Template {
     Template::load(&emulator::template_path()).expect("template.yaml loads")
@@ -167,10 +167,14 @@ async fn event_sources_carry_the_policy_settings() {
         }
         other => panic!("notifier events: {other:?}"),
     }
-    assert!(f["RequestApiFunction"]
-        .events
-        .iter()
-        .all(|e| matches!(e, EventSource::HttpApi { .. })));
+    // ApiAuth=AWS_IAM, the default: API Gateway checks SigV4 on every route, $default included.
+    assert!(f["RequestApiFunction"].events.iter().all(|e| matches!(
+        e,
+        EventSource::HttpApi {
+            authorization: RouteAuthorization::AwsIam,
+            ..
+        }
+    )));
     for (function, info) in f {
         assert!(
             info.reserved_concurrency.is_some(),

@@ -84,34 +84,68 @@ impl Options {
 
 /// The curl lines a newcomer runs next, and where to look.
 pub fn print_next_steps(runner: &Runner, endpoint: &str) {
+    println!("{}", next_steps(runner, endpoint));
+}
+
+/// What [`print_next_steps`] prints. Under `ApiAuth=AWS_IAM` the curl lines sign with curl's own
+/// SigV4 (`--aws-sigv4`) and the emulator's credentials, the one key the local API knows.
+pub fn next_steps(runner: &Runner, endpoint: &str) -> String {
     let base = runner.base_url();
     let config = runner.names();
-    println!(
+    let iam = &runner.http_auth.iam;
+    let credentials = iam.credentials();
+    let (auth, sign) = match runner.http_auth.iam_required {
+        true => (
+            format!(
+                "IAM auth (ApiAuth=AWS_IAM): SigV4 for execute-api in {region}, by access key {key}; unsigned requests get 403",
+                region = iam.region(),
+                key = credentials.access_key_id(),
+            ),
+            format!(
+                " --aws-sigv4 'aws:amz:{region}:execute-api' --user '{key}:{secret}'",
+                region = iam.region(),
+                key = credentials.access_key_id(),
+                secret = credentials.secret_access_key(),
+            ),
+        ),
+        false => (
+            "no auth (ApiAuth=NONE): unsigned requests are served".to_owned(),
+            String::new(),
+        ),
+    };
+    let mut text = format!(
         "
 Deferred is running locally.
-  HTTP API        {base}   (API Gateway HTTP API, played by the local runner; IAM auth not enforced)
+  HTTP API        {base}   (API Gateway HTTP API, played by the local runner; {auth})
   AWS emulator    {endpoint}   (moto; AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1)
   ScoresTable     {scores}
   Data bucket     {bucket}
 
 Try it (the first call starts the computation and answers 202; a moment later the second answers 200):
-  curl -i {base}/v1/scores/shop-1
-  curl -i {base}/v1/scores/shop-1
-  curl -i '{base}/v1/scores/shop-risky?wait=10'
-  curl -i -X POST {base}/v1/scores/shop-1/refresh
-  curl -i -X POST {base}/v1/scores/batch-get -H 'content-type: application/json' -d '{{\"subject_ids\":[\"shop-1\",\"shop-2\",\"shop-big\"]}}'
+  curl -i{sign} {base}/v1/scores/shop-1
+  curl -i{sign} {base}/v1/scores/shop-1
+  curl -i{sign} '{base}/v1/scores/shop-risky?wait=10'
+  curl -i{sign} -X POST {base}/v1/scores/shop-1/refresh
+  curl -i{sign} -X POST {base}/v1/scores/batch-get -H 'content-type: application/json' -d '{{\"subject_ids\":[\"shop-1\",\"shop-2\",\"shop-big\"]}}'
 ",
         scores = config.scores_table,
         bucket = config.data_bucket,
     );
-    if let Some(url) = &runner.score_events_tail {
-        println!(
-            "Completion events (score.completed / score.failed on ScoreEventsTopic) appear in this log as
-\"score event published\" lines, read from {url}, a queue subscribed to the topic as any subscriber's.
-"
+    if runner.http_auth.iam_required {
+        text.push_str(
+            "(--param ApiAuth=NONE, e.g. `scripts/dev.sh --param ApiAuth=NONE`, serves unsigned requests.)\n",
         );
     }
-    println!("Ctrl-C stops the runner.");
+    if let Some(url) = &runner.score_events_tail {
+        text.push_str(&format!(
+            "
+Completion events (score.completed / score.failed on ScoreEventsTopic) appear in this log as
+\"score event published\" lines, read from {url}, a queue subscribed to the topic as any subscriber's.
+"
+        ));
+    }
+    text.push_str("\nCtrl-C stops the runner.");
+    text
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //! parsing, reaches the request-api handler, and its response goes back to the client.
 //!
 //! Routes come from the function's `HttpApi` events in template.yaml (`$default` catches the
-//! rest). Authorization (IAM) is not enforced locally.
+//! rest). A route the template protects with IAM (`ApiAuth=AWS_IAM`, the default) takes only
+//! SigV4-signed requests, checked as API Gateway does before invoking the function
+//! ([`crate::api_auth`]).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -20,7 +22,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api_auth::{Denial, IamAuth};
 use crate::stats::FunctionStats;
+use emulator::RouteAuthorization;
 
 /// API Gateway rejects payloads above 10 MB before they reach the function.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -40,6 +44,7 @@ pub type HttpHandler = Arc<
 pub struct Route {
     pub method: String,
     pub path: String,
+    pub authorization: RouteAuthorization,
 }
 
 impl Route {
@@ -91,6 +96,8 @@ pub struct HttpApi {
     pub function: String,
     pub routes: Vec<Route>,
     pub timeout: Duration,
+    /// Checks the signatures of requests to routes with [`RouteAuthorization::AwsIam`].
+    pub iam: IamAuth,
 }
 
 impl HttpApi {
@@ -149,20 +156,32 @@ impl HttpApi {
         let matched = self
             .routes
             .iter()
-            .find_map(|route| {
-                route
-                    .matches(&method, &path)
-                    .map(|params| (route.key(), params))
-            })
+            .find_map(|route| route.matches(&method, &path).map(|params| (route, params)))
             .or_else(|| {
                 self.routes
                     .iter()
-                    .any(|r| r.path == "$default")
-                    .then(|| ("$default".to_owned(), BTreeMap::new()))
+                    .find(|r| r.path == "$default")
+                    .map(|route| (route, BTreeMap::new()))
             });
-        let Some((route_key, path_parameters)) = matched else {
+        let Some((route, path_parameters)) = matched else {
             return gateway_error(404, "Not Found");
         };
+        let route_key = route.key();
+        // API Gateway authorizes after routing and before invoking the function.
+        if route.authorization == RouteAuthorization::AwsIam {
+            if let Err(denial) = self.iam.check(&parts, &body, SystemTime::now()) {
+                tracing::info!(
+                    function = %self.function,
+                    route = %route_key,
+                    method = %method,
+                    path = %path,
+                    status = 403,
+                    error_type = denial.error_type(),
+                    "denied by IAM authorization"
+                );
+                return denied(&denial);
+            }
+        }
         let event = api_gateway_event(&parts, &body, peer, &route_key, &path_parameters);
         let mut lambda_request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(request) => request,
@@ -224,6 +243,17 @@ fn gateway_error(status: u16, message: &str) -> hyper::Response<Full<Bytes>> {
             json!({ "message": message }).to_string(),
         )))
         .expect("static response")
+}
+
+/// API Gateway's own answer to a request IAM authorization refuses: `403` with its JSON message
+/// and error type, not the function's problem+json.
+fn denied(denial: &Denial) -> hyper::Response<Full<Bytes>> {
+    let mut response = gateway_error(403, &denial.message());
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        http::HeaderValue::from_static(denial.error_type()),
+    );
+    response
 }
 
 /// The payload format 2.0 event, as documented for HTTP APIs: headers lower-cased and joined
@@ -358,6 +388,7 @@ mod tests {
         Route {
             method: method.into(),
             path: path.into(),
+            authorization: RouteAuthorization::AwsIam,
         }
     }
 

@@ -3,7 +3,8 @@
 //! It provisions template.yaml's resources ([`emulator::provision`]), then for every function of
 //! the template plays its event sources with the template's settings and calls the same handler
 //! the Lambda binary calls ([`functions`]):
-//! - `HttpApi` events: an HTTP server on 127.0.0.1 ([`http_api`]);
+//! - `HttpApi` events: an HTTP server on 127.0.0.1 ([`http_api`]), with the routes' IAM
+//!   authorization (SigV4) checked as API Gateway does ([`api_auth`]);
 //! - `SQS` events: pollers honouring BatchSize, the batching window, MaximumConcurrency (or,
 //!   without it, throttled at the reserved concurrency as in Lambda) and partial batch responses
 //!   ([`sqs_source`]);
@@ -13,6 +14,7 @@
 //! What it adds to moto's payloads to make them Lambda-shaped lives in `emulator::s3_events`
 //! (S3 notifications) and `emulator::streams` (stream records); nothing else is rewritten.
 
+pub mod api_auth;
 pub mod cli;
 pub mod demo;
 pub mod functions;
@@ -59,6 +61,8 @@ pub enum RunnerError {
         event: String,
         message: String,
     },
+    #[error("the emulator's credentials, which callers of the local API sign with, could not be resolved: {0}")]
+    Credentials(String),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -88,12 +92,24 @@ pub struct RunnerOptions {
 pub struct Runner {
     pub resources: Provisioned,
     pub http_addr: SocketAddr,
+    /// Whether the HTTP API has routes that take SigV4-signed requests only (`ApiAuth=AWS_IAM`),
+    /// and what callers sign with.
+    pub http_auth: HttpAuth,
     pub stats: Stats,
     pub sdk: SdkConfig,
     /// The queue copying ScoreEventsTopic, when `tail_score_events` was asked for.
     pub score_events_tail: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// How the local HTTP API authorizes its callers.
+#[derive(Debug, Clone)]
+pub struct HttpAuth {
+    /// Some route requires IAM (SigV4); with `ApiAuth=AWS_IAM`, every route does.
+    pub iam_required: bool,
+    /// The signature checker: the emulator's credentials and region.
+    pub iam: api_auth::IamAuth,
 }
 
 /// The Lambda context of one invocation: a request id and the deadline the function's
@@ -121,6 +137,7 @@ impl Runner {
             &options.parameter_overrides,
         )
         .await?;
+        let iam = known_caller(&sdk).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
         let listener = TcpListener::bind(addr)
@@ -139,6 +156,8 @@ impl Runner {
             stats: Stats::default(),
             tasks: Vec::new(),
             without_maximum_concurrency: options.without_maximum_concurrency,
+            iam: iam.clone(),
+            iam_required: false,
         };
         for (id, function) in &resources.functions {
             startup.play(id, function)?;
@@ -147,11 +166,17 @@ impl Runner {
             true => startup.tail_score_events(&options.prefix).await,
             false => None,
         };
-        let Startup { stats, tasks, .. } = startup;
-        tracing::info!(prefix = %options.prefix, http = %http_addr, "local runner started");
+        let Startup {
+            stats,
+            tasks,
+            iam_required,
+            ..
+        } = startup;
+        tracing::info!(prefix = %options.prefix, http = %http_addr, iam_auth = iam_required, "local runner started");
         Ok(Self {
             resources,
             http_addr,
+            http_auth: HttpAuth { iam_required, iam },
             stats,
             sdk,
             score_events_tail,
@@ -191,6 +216,10 @@ struct Startup<'a> {
     tasks: Vec<JoinHandle<()>>,
     /// [`RunnerOptions::without_maximum_concurrency`].
     without_maximum_concurrency: bool,
+    /// Checks the signatures of requests to IAM-authorized routes.
+    iam: api_auth::IamAuth,
+    /// Set when a route requires IAM.
+    iam_required: bool,
 }
 
 impl Startup<'_> {
@@ -216,10 +245,20 @@ impl Startup<'_> {
         let mut routes = Vec::new();
         for event in &function.events {
             match (event, &handler) {
-                (EventSource::HttpApi { method, path, .. }, Handler::Http(_)) => {
+                (
+                    EventSource::HttpApi {
+                        method,
+                        path,
+                        authorization,
+                        ..
+                    },
+                    Handler::Http(_),
+                ) => {
+                    self.iam_required |= *authorization == emulator::RouteAuthorization::AwsIam;
                     routes.push(http_api::Route {
                         method: method.clone(),
                         path: path.clone(),
+                        authorization: *authorization,
                     })
                 }
                 (EventSource::Sqs { .. }, Handler::Sqs(handler)) => {
@@ -332,6 +371,7 @@ impl Startup<'_> {
             function: id.to_owned(),
             routes,
             timeout: Duration::from_secs(function.timeout_seconds),
+            iam: self.iam.clone(),
         };
         let task = api.serve(listener, handler.clone(), stats, self.shutdown.clone());
         self.tasks.push(tokio::spawn(task));
@@ -347,6 +387,25 @@ impl Startup<'_> {
         self.tasks.push(tokio::spawn(task));
         Some(url)
     }
+}
+
+/// The one caller the local API knows under IAM authorization: whoever holds the credentials the
+/// runner itself reaches the emulator with (`make dev`'s shell and the tests share them), in the
+/// emulator's region.
+async fn known_caller(sdk: &SdkConfig) -> Result<api_auth::IamAuth, RunnerError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = sdk
+        .credentials_provider()
+        .ok_or_else(|| RunnerError::Credentials("no credentials provider is configured".into()))?;
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| RunnerError::Credentials(shared::error::chain(&e)))?;
+    let region = sdk
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .unwrap_or_else(|| emulator::provision::EMULATOR_REGION.to_owned());
+    Ok(api_auth::IamAuth::new(credentials, &region))
 }
 
 fn event_error(function: &str, event: &EventSource, message: &str) -> RunnerError {

@@ -27,7 +27,7 @@ pub const MAX_PREFIX_LEN: usize = 128 - 1 - 26;
 
 #[derive(Debug, Clone)]
 pub enum Auth {
-    /// For a stack deployed with `ApiAuth=NONE` (and the local system, which checks nothing).
+    /// For a stack deployed with `ApiAuth=NONE` (also the local system run with it).
     Unsigned,
     SigV4(Signer),
 }

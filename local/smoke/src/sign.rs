@@ -77,8 +77,19 @@ impl Signer {
     }
 
     /// Adds `Authorization`, `X-Amz-Date` (and `X-Amz-Security-Token` for temporary credentials)
-    /// over the request as it will be sent: method, URL, its headers and its body.
-    pub(crate) async fn sign(&self, request: &mut reqwest::Request) -> Result<(), String> {
+    /// over the request as it will be sent: method, URL, its headers and its body. Sign last:
+    /// a header or body changed afterwards breaks the signature.
+    pub async fn sign(&self, request: &mut reqwest::Request) -> Result<(), String> {
+        self.sign_at(request, SystemTime::now()).await
+    }
+
+    /// [`Signer::sign`] as of `time` (a signature more than five minutes old is refused: tests
+    /// sign in the past to see that).
+    pub async fn sign_at(
+        &self,
+        request: &mut reqwest::Request,
+        time: SystemTime,
+    ) -> Result<(), String> {
         let credentials = self
             .credentials
             .provide_credentials()
@@ -89,7 +100,7 @@ impl Signer {
             .identity(&identity)
             .region(&self.region)
             .name(SERVICE)
-            .time(SystemTime::now())
+            .time(time)
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| format!("signing parameters: {e}"))?
