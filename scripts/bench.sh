@@ -39,7 +39,10 @@ out=$work/report.md
   echo "run time), so the emulator's time is left out."
   echo
   scripts/moto.sh run "$release/coldstart" --bin-dir "$release" --work-dir "$work" \
-    --cold-starts "${BENCH_COLD_STARTS:-15}" --warm "${BENCH_WARM:-1000}" | sed 's/^####/####/'
+    --cold-starts "${BENCH_COLD_STARTS:-15}" --warm "${BENCH_WARM:-1000}" \
+    --out "$work/coldstart.md" >"$work/functions.log"
+  cat "$work/coldstart.md"
+  echo
 } >"$out.part"
 
 # compute's parser, step by step, on the demo lake (20 subjects, seed 1).
@@ -58,7 +61,8 @@ declare -A lines_per_second
   for mode in split parse full; do
     best=""
     for _ in 1 2 3 4 5; do
-      line=$("$release/score-files" --mode "$mode" "$lake" | head -1)
+      line=$("$release/score-files" --mode "$mode" "$lake")
+      line=${line%%$'\n'*}
       mibs=$(sed -E 's/.*: ([0-9.]+) MiB\/s.*/\1/' <<<"$line")
       lps=$(sed -E 's/.*MiB\/s, ([0-9]+) lines\/s.*/\1/' <<<"$line")
       if [[ -z $best || $lps -gt ${best#* } ]]; then best="$mibs $lps"; fi

@@ -10,7 +10,9 @@ async fn main() {
         None,
         std::io::stderr,
     ));
-    let sdk = shared::aws::sdk_config().await;
+    // The SDK's default chains, unlike the functions' (shared::aws): an operator's credentials may
+    // come from an instance or container role as well as the environment or a profile.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let clients = deferred_ops::Clients::new(&sdk);
     match deferred_ops::run(cli.command, &clients, chrono::Utc::now()).await {
         Ok(report) => {

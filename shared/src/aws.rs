@@ -19,7 +19,15 @@ use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::{BehaviorVersion, SdkConfig};
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// Loads the SDK configuration from the environment (region, credentials and, when set,
 /// `AWS_ENDPOINT_URL`, which points every client at a local emulator).
@@ -34,7 +42,7 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .credentials_provider(credentials)
-        .http_client(https_client(trust_store()))
+        .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
         .load()
         .await
 }
@@ -83,7 +91,33 @@ pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-fn https_client(trust_store: TrustStore) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The SDK's HTTPS client, built on the first request instead of at init. The SDK's own client
+/// builds its TLS connector when each SDK client is constructed (to load the system's roots
+/// early), which with a trust store of PEM roots means parsing every root certificate once per
+/// SDK client, in init. Through this wrapper the roots are read and parsed once, by the first
+/// request (measured in docs/BENCHMARKS.md).
+#[derive(Debug, Default)]
+struct LazyHttpsClient {
+    inner: OnceLock<SharedHttpClient>,
+}
+
+impl HttpClient for LazyHttpsClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.inner
+            .get_or_init(|| https_client(trust_store()))
+            .http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new("hyper", Some(Cow::Borrowed("1.x"))))
+    }
+}
+
+fn https_client(trust_store: TrustStore) -> SharedHttpClient {
     let tls_context = TlsContext::builder()
         .with_trust_store(trust_store)
         .build()

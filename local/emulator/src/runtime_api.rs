@@ -65,7 +65,9 @@ pub struct FunctionProcess {
 
 impl FunctionProcess {
     /// Starts the runtime API on a free loopback port and `binary` against it, with `env` and
-    /// the variables Lambda sets for every function (named after the binary).
+    /// the variables Lambda sets for every function (named after the binary), and nothing of this
+    /// process's own environment: a developer's `AWS_PROFILE` or `AWS_CA_BUNDLE` must not change
+    /// what a test or a benchmark sees.
     pub async fn spawn(
         binary: &Path,
         env: &HashMap<String, String>,
@@ -125,6 +127,10 @@ impl FunctionProcess {
             None => tokio::process::Command::new(binary),
         };
         let child = command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "en_US.UTF-8")
+            .env("TZ", ":UTC")
             .envs(env)
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &name)
@@ -198,8 +204,18 @@ impl FunctionProcess {
         }
     }
 
-    /// Stops the process and the runtime API.
+    /// Stops the process (and, when it runs under a wrapper, the wrapper's children: killing
+    /// strace detaches it from the binary, which would live on) and the runtime API.
     pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for child in children.split_whitespace() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", child])
+                    .status();
+            }
+        }
         let _ = self.child.kill().await;
         self.server.abort();
     }

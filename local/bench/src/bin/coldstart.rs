@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use deferred_bench::report::{self, ColdStarts};
 use deferred_bench::tls::TlsProxy;
-use deferred_bench::{Bench, BenchError, FLOOR, FUNCTIONS};
+use deferred_bench::{Bench, FLOOR, FUNCTIONS};
 
 #[derive(Parser)]
 #[command(about = "Cold start, RSS and CPU per invocation of the release Lambda binaries")]
@@ -25,6 +25,9 @@ struct Args {
     /// A folder for the run's files (the HTTPS endpoint's CA, strace logs).
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
+    /// Where the Markdown report goes (the binaries' own logs go to standard output).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[tokio::main]
@@ -36,11 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .chain(FUNCTIONS.iter().map(|(name, _)| *name))
         .collect();
 
-    // Cold starts over plain HTTP to the emulator, the binaries interleaved so that a busy
-    // moment of the machine does not land on one binary only.
-    let http = cold_starts(&mut bench, &binaries, args.cold_starts).await?;
-
-    // The same through an HTTPS endpoint: the first call pays the TLS handshake.
+    // The HTTPS endpoint: the first call pays the TLS handshake. Its CA is given as
+    // AWS_CA_BUNDLE (these binaries) and SSL_CERT_FILE (a build that loads the system's store).
     let endpoint = emulator::endpoint_from_env().ok_or("AWS_ENDPOINT_URL is not set")?;
     let upstream = endpoint
         .trim_start_matches("http://")
@@ -48,11 +48,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("the emulator's endpoint {endpoint}: {e}"))?;
     let proxy = TlsProxy::start(upstream, &std::fs::canonicalize(&args.work_dir)?).await?;
     let ca = proxy.ca_file.to_string_lossy().into_owned();
-    bench.set_extra_env(HashMap::from([
+    let https_env = HashMap::from([
         ("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone()),
         ("AWS_CA_BUNDLE".to_owned(), ca.clone()),
-    ]));
-    let https = cold_starts(&mut bench, &binaries, args.cold_starts).await?;
+        ("SSL_CERT_FILE".to_owned(), ca),
+    ]);
+
+    // Cold starts, the binaries and the two endpoints interleaved in every round, so that a busy
+    // moment of the machine (or of the emulator) does not land on one of them only.
+    let mut http = rows(&binaries, args.cold_starts);
+    let mut https = rows(&binaries, args.cold_starts);
+    for round in 0..args.cold_starts {
+        eprintln!("cold starts: round {} of {}", round + 1, args.cold_starts);
+        for (plain, tls) in http.iter_mut().zip(https.iter_mut()) {
+            bench.set_extra_env(HashMap::new());
+            plain.starts.push(bench.cold_start(&plain.binary).await?);
+            bench.set_extra_env(https_env.clone());
+            tls.starts.push(bench.cold_start(&tls.binary).await?);
+        }
+    }
     bench.set_extra_env(HashMap::new());
 
     let mut traces = String::from(
@@ -65,7 +79,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if trace.files.is_empty() {
                 "none".to_owned()
             } else {
-                format!("{}: {}", trace.files.len(), trace.files.join(", "))
+                let shown: Vec<&str> = trace.files.iter().take(4).map(String::as_str).collect();
+                let more = trace.files.len().saturating_sub(shown.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("{}: {}{more}", trace.files.len(), shown.join(", "))
             },
             trace.other_connects
         ));
@@ -80,40 +101,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let floor = &http[0];
-    println!("#### Cold start, emulator over plain HTTP\n");
-    println!("{}", report::cold_start_table(&http, floor));
-    println!("#### Cold start, emulator behind HTTPS (first call pays the TLS handshake)\n");
-    println!("{}", report::cold_start_table(&https, &https[0]));
-    println!("#### What init touches (strace)\n");
-    println!("{traces}");
-    println!("#### Warm, one process per path\n");
-    println!("{}", report::warm_table(&warm));
-    println!("#### Targets\n");
-    println!(
-        "{}",
-        report::targets_table(&report::targets(&http, floor, &warm))
+    let markdown = format!(
+        "#### Cold start, emulator over plain HTTP\n\n{}\n\
+         #### Cold start, emulator behind HTTPS (the first call pays the TLS handshake)\n\n{}\n\
+         #### What init touches (strace)\n\n{traces}\n\
+         #### Warm, one process per path\n\n{}\n\
+         #### Targets\n\n{}",
+        report::cold_start_table(&http, floor),
+        report::cold_start_table(&https, &https[0]),
+        report::warm_table(&warm),
+        report::targets_table(&report::targets(&http, floor, &warm)),
     );
+    std::fs::write(&args.out, markdown)?;
     Ok(())
 }
 
-async fn cold_starts(
-    bench: &mut Bench,
-    binaries: &[&str],
-    runs: usize,
-) -> Result<Vec<ColdStarts>, BenchError> {
-    let mut rows: Vec<ColdStarts> = binaries
+fn rows(binaries: &[&str], runs: usize) -> Vec<ColdStarts> {
+    binaries
         .iter()
         .map(|binary| ColdStarts {
             binary: (*binary).to_owned(),
             starts: Vec::with_capacity(runs),
         })
-        .collect();
-    for run in 0..runs {
-        eprintln!("cold starts: round {} of {runs}", run + 1);
-        for row in &mut rows {
-            let start = bench.cold_start(&row.binary).await?;
-            row.starts.push(start);
-        }
-    }
-    Ok(rows)
+        .collect()
 }
