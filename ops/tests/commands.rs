@@ -73,6 +73,22 @@ async fn running(
     }
 }
 
+/// Fails `job` at `at` (by its claim when it has one), as compute or the store would.
+async fn fail(env: &TestEnv, job: &ScoreRecord, error: &JobError, at: DateTime<Utc>) {
+    env.score_store()
+        .fail(
+            &job.subject_id,
+            job.job_id,
+            job.claim_id.as_ref(),
+            error,
+            at,
+            TTL,
+        )
+        .await
+        .unwrap()
+        .expect("the job fails");
+}
+
 async fn stored(env: &TestEnv, id: &str) -> ScoreRecord {
     env.score_store()
         .get(&subject(id), Utc::now())
@@ -325,35 +341,12 @@ async fn stuck_jobs_fail_fails_stuck_jobs_and_leaves_a_live_lease_alone() {
 async fn replay_republishes_a_failed_range_and_reports_an_unreadable_one() {
     let env = TestEnv::new().await;
     let now = Utc::now();
-    let store = env.score_store();
     // Two jobs end failed: each a transition notifier announces (score.failed).
     let claimed = running(&env, "replay-a", ago(now, 60), ago(now, 50)).await;
     let error = JobError::new(ErrorCode::ModelError, "bad model");
-    store
-        .fail(
-            &claimed.subject_id,
-            claimed.job_id,
-            claimed.claim_id.as_ref(),
-            &error,
-            ago(now, 40),
-            TTL,
-        )
-        .await
-        .unwrap()
-        .expect("failed by its claim");
+    fail(&env, &claimed, &error, ago(now, 40)).await;
     let pending = start(&env, "replay-b", ago(now, 30)).await;
-    store
-        .fail(
-            &pending.subject_id,
-            pending.job_id,
-            None,
-            &error,
-            ago(now, 20),
-            TTL,
-        )
-        .await
-        .unwrap()
-        .expect("failed without a claim");
+    fail(&env, &pending, &error, ago(now, 20)).await;
 
     let stream_arn = env
         .resources
@@ -643,18 +636,7 @@ async fn subject_shows_the_record_its_objects_and_the_latest_jobs_history() {
     let now = Utc::now();
     let claimed = running(&env, "shop-s", ago(now, 60), ago(now, 50)).await;
     let error = JobError::new(ErrorCode::CorruptObject, "2.ndjson line 3");
-    env.score_store()
-        .fail(
-            &claimed.subject_id,
-            claimed.job_id,
-            claimed.claim_id.as_ref(),
-            &error,
-            ago(now, 40),
-            TTL,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    fail(&env, &claimed, &error, ago(now, 40)).await;
     let etag = put(&env, "datasets/shop-s/1.ndjson", "{}\n").await;
     env.catalog_store()
         .apply(vec![entry(
