@@ -280,19 +280,7 @@ impl Bench {
 
     /// A job of [`DATA_SUBJECT`] started in the table, and compute's message for it.
     async fn compute_job(&mut self) -> Result<Call, BenchError> {
-        let outcome = self
-            .env
-            .score_store()
-            .start_job(
-                &subject(DATA_SUBJECT),
-                RequestReason::Refresh,
-                StartMode::Refresh,
-                Utc::now(),
-                Duration::from_secs(3600),
-            )
-            .await
-            .map_err(|e| BenchError::Arrange(format!("starting a job: {e}")))?;
-        let StartOutcome::Started(record) = outcome else {
+        let StartOutcome::Started(record) = self.start_job(DATA_SUBJECT).await? else {
             return Err(BenchError::Arrange(format!(
                 "{DATA_SUBJECT}: a job is already running"
             )));
@@ -305,6 +293,21 @@ impl Bench {
             path: "whole job",
             expect: Expect::NoBatchItemFailures,
         })
+    }
+
+    /// A job for `id`, as a refresh: started unless one is already pending or running.
+    async fn start_job(&self, id: &str) -> Result<StartOutcome, BenchError> {
+        self.env
+            .score_store()
+            .start_job(
+                &subject(id),
+                RequestReason::Refresh,
+                StartMode::Refresh,
+                Utc::now(),
+                Duration::from_secs(3600),
+            )
+            .await
+            .map_err(|e| BenchError::Arrange(format!("starting a job for {id}: {e}")))
     }
 
     fn object_created(&self, key: &str) -> Call {
@@ -425,17 +428,7 @@ impl Bench {
         if path == "pending" {
             // A job nothing computes: every request finds it pending (a second run finds the
             // first run's job, which is as good).
-            self.env
-                .score_store()
-                .start_job(
-                    &subject("bench-pending"),
-                    RequestReason::Refresh,
-                    StartMode::Refresh,
-                    Utc::now(),
-                    Duration::from_secs(3600),
-                )
-                .await
-                .map_err(|e| BenchError::Arrange(format!("starting a pending job: {e}")))?;
+            self.start_job("bench-pending").await?;
         }
         let mut process = FunctionProcess::spawn(&exe, &env).await.map_err(runtime)?;
         let pid = process.pid().expect("running");
