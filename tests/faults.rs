@@ -23,8 +23,12 @@ const WITHIN: Duration = Duration::from_secs(240);
 
 /// Short timeouts so that retries and re-dispatches happen within the test (production keeps
 /// visibility >= 6 x timeout; here a redelivery just comes sooner).
-const FAST: [(&str, &str); 7] = [
+const FAST: [(&str, &str); 9] = [
     ("MetadataBatchingWindowSeconds", "1"),
+    // A metadata message failed by an injected fault comes back after the visibility timeout:
+    // the default (360 s) is longer than the whole test may wait.
+    ("MetadataTimeout", "10"),
+    ("MetadataQueueVisibilityTimeout", "15"),
     ("ComputeTimeout", "10"),
     ("ComputeLeaseSeconds", "12"),
     ("ComputeQueueVisibilityTimeout", "15"),
