@@ -22,7 +22,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::catalog_store::{CatalogEntry, CatalogStore, Sequencer};
@@ -257,16 +256,15 @@ async fn list_bucket(
     prefix: &str,
 ) -> Result<BTreeMap<String, Listed>, Error> {
     let mut objects = BTreeMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| shared::Error::aws("S3", "ListObjectsV2", e))?;
+    // The SDK's paginator follows the continuation token.
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| shared::Error::aws("S3", "ListObjectsV2", e))?;
         for object in page.contents.unwrap_or_default() {
             if let Some(key) = object.key {
                 objects.insert(
@@ -279,11 +277,8 @@ async fn list_bucket(
                 );
             }
         }
-        match page.next_continuation_token {
-            Some(next) if page.is_truncated == Some(true) => token = Some(next),
-            _ => return Ok(objects),
-        }
     }
+    Ok(objects)
 }
 
 /// The catalog's items (tombstones included) of `bucket` under `prefix`, by key.
@@ -293,28 +288,23 @@ async fn scan_catalog(
     args: &Args,
 ) -> Result<HashMap<String, CatalogEntry>, Error> {
     let mut entries = HashMap::new();
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let page = dynamodb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| shared::Error::aws("DynamoDB", "Scan", e))?;
-        for item in page.items.unwrap_or_default() {
-            let entry: CatalogEntry = serde_dynamo::from_item(item).map_err(shared::Error::from)?;
-            let key = entry.key();
-            if entry.bucket == args.bucket && key.starts_with(&args.prefix) {
-                entries.insert(key, entry);
-            }
-        }
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(entries),
+    // The SDK's paginator follows LastEvaluatedKey (each page at most 1 MB).
+    let mut items = dynamodb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = items.next().await {
+        let item = item.map_err(|e| shared::Error::aws("DynamoDB", "Scan", e))?;
+        let entry: CatalogEntry = serde_dynamo::from_item(item).map_err(shared::Error::from)?;
+        let key = entry.key();
+        if entry.bucket == args.bucket && key.starts_with(&args.prefix) {
+            entries.insert(key, entry);
         }
     }
+    Ok(entries)
 }
 
 #[cfg(test)]

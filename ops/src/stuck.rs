@@ -13,7 +13,6 @@
 //! - `fail`: `ScoreStore::fail` without a claim (`DEADLINE_EXCEEDED`, retryable), which refuses a
 //!   job held under a live lease; notifier then publishes its `score.failed`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -264,37 +263,32 @@ async fn in_progress(
 ) -> Result<(Vec<ScoreRecord>, usize), Error> {
     let mut records = Vec::new();
     let mut undecodable = 0;
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let page = dynamodb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .with_expressions(
-                Expressions::new()
-                    .filter("#status IN (:pending, :running)")
-                    .name("#status", "status")
-                    .value(":pending", AttributeValue::S("pending".into()))
-                    .value(":running", AttributeValue::S("running".into())),
-            )?
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| shared::Error::aws("DynamoDB", "Scan", e))?;
-        for item in page.items.unwrap_or_default() {
-            let key = item.get("subject_id").cloned();
-            match serde_dynamo::from_item::<_, ScoreRecord>(item) {
-                Ok(record) if !record.is_expired(now) => records.push(record),
-                Ok(_) => {}
-                Err(err) => {
-                    undecodable += 1;
-                    tracing::warn!(key = ?key, error = %err, "not a ScoreRecord; left alone");
-                }
+    // The SDK's paginator follows LastEvaluatedKey (each page at most 1 MB).
+    let mut items = dynamodb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .with_expressions(
+            Expressions::new()
+                .filter("#status IN (:pending, :running)")
+                .name("#status", "status")
+                .value(":pending", AttributeValue::S("pending".into()))
+                .value(":running", AttributeValue::S("running".into())),
+        )?
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = items.next().await {
+        let item = item.map_err(|e| shared::Error::aws("DynamoDB", "Scan", e))?;
+        let key = item.get("subject_id").cloned();
+        match serde_dynamo::from_item::<_, ScoreRecord>(item) {
+            Ok(record) if !record.is_expired(now) => records.push(record),
+            Ok(_) => {}
+            Err(err) => {
+                undecodable += 1;
+                tracing::warn!(key = ?key, error = %err, "not a ScoreRecord; left alone");
             }
         }
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok((records, undecodable)),
-        }
     }
+    Ok((records, undecodable))
 }
