@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench fuzz lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench profile fuzz lambda-build lambda-check moto-up moto-down clean-local
 
 ## make help: this list.
 help:
@@ -70,6 +70,11 @@ lint-template:
 ## Criterion's micro-benchmarks of compute: cargo bench -p compute.
 bench:
 	@scripts/bench.sh
+
+## make profile: where a warm binary's CPU goes (perf, on the release build with symbols);
+## BINARY=request-api (default) PATH_NAME=done (default; "pending", "new subject", ...).
+profile:
+	@scripts/profile.sh
 
 ## make fuzz: every fuzz target of fuzz/ for FUZZ_SECONDS (default 20) each, from a seed corpus of
 ## the events/ payloads and test datasets (cargo-fuzz, pinned and installed into .venv/cargo by

@@ -95,6 +95,18 @@ declare -A lines_per_second
   echo
 } >>"$out.part"
 
+# compute's object downloads at once, against the emulator with S3's time to first byte injected.
+{
+  echo "### compute's object downloads at once"
+  echo
+  echo "\`target/release/fetch-objects\` under \`scripts/moto.sh run\`: compute's own feature source (catalog"
+  echo "query, every object streamed from S3 and parsed) over one subject, with a delay injected before"
+  echo "each GetObject for S3's time to first byte, which the emulator on loopback does not have."
+  echo
+  scripts/moto.sh run "$release/fetch-objects" 2>>"$work/functions.log"
+  echo
+} >>"$out.part"
+
 # Sizes: the stripped binaries, and zipped as sam build's deployment package (bootstrap); arm64
 # too when `make lambda-build` has built it (cargo-lambda's target/lambda/<name>/bootstrap).
 size_mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }

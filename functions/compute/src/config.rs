@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use shared::config::{ConfigError, Env};
 
-use crate::source::SubjectLimits;
+use crate::source::{SubjectLimits, OBJECTS_IN_FLIGHT};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -30,6 +30,9 @@ pub struct Config {
     /// `COMPUTE_MAX_OBJECTS` (10 000), `COMPUTE_MAX_BYTES` (5 GiB), `COMPUTE_MAX_DISTINCT_BUYERS`
     /// (5 000 000): a subject over one of these fails with `TOO_LARGE`.
     pub limits: SubjectLimits,
+    /// `COMPUTE_OBJECTS_IN_FLIGHT` (default [`OBJECTS_IN_FLIGHT`]): a subject's objects downloaded
+    /// and parsed at once.
+    pub objects_in_flight: usize,
 }
 
 impl Config {
@@ -52,6 +55,9 @@ impl Config {
                 max_distinct_buyers: env
                     .positive("COMPUTE_MAX_DISTINCT_BUYERS", defaults.max_distinct_buyers)?,
             },
+            objects_in_flight: env
+                .positive("COMPUTE_OBJECTS_IN_FLIGHT", OBJECTS_IN_FLIGHT as u64)?
+                as usize,
         };
         if config.lease <= config.timeout {
             return Err(ConfigError::Inconsistent(format!(
@@ -102,6 +108,7 @@ mod tests {
         for (name, value) in [
             ("COMPUTE_LEASE_SECONDS", "99999999999999"),
             ("COMPUTE_MAX_OBJECTS", "0"),
+            ("COMPUTE_OBJECTS_IN_FLIGHT", "0"),
             ("RESULT_TTL_SECONDS", "-1"),
         ] {
             let err = Config::from_env(&env(&[(name, value)])).unwrap_err();

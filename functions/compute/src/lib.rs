@@ -50,7 +50,7 @@ use tracing::Instrument;
 
 pub use config::Config;
 pub use error::Error;
-pub use source::{FeatureSource, LakeSource, SubjectLimits};
+pub use source::{FeatureSource, LakeSource, SubjectLimits, OBJECTS_IN_FLIGHT};
 
 /// Messages of one batch worked on at once. Jobs in flight (and so reads on the feature
 /// source) are at most `MaximumConcurrency x min(BatchSize, MESSAGES_IN_FLIGHT)`.
@@ -91,7 +91,8 @@ impl Deps {
                     CatalogStore::new(dynamodb, &config.catalog_table),
                     s3.clone(),
                 )
-                .with_limits(config.limits),
+                .with_limits(config.limits)
+                .with_objects_in_flight(config.objects_in_flight),
             ),
             models: ModelStore::from_uri(config.model_uri.as_deref(), s3, config.model_cache_ttl)?,
             result_ttl: config.result_ttl,

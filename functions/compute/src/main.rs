@@ -2,7 +2,10 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 
-#[tokio::main]
+// One thread for the I/O: parsing runs on tokio's blocking threads (spawn_blocking) either way,
+// and a multi-threaded runtime spent more CPU waking its workers than the I/O itself
+// (docs/BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;

@@ -302,6 +302,7 @@ fn offline_deps() -> (
         model_cache_ttl: Duration::from_secs(300),
         timeout: Duration::from_secs(120),
         limits: compute::SubjectLimits::default(),
+        objects_in_flight: compute::OBJECTS_IN_FLIGHT,
     };
     (compute::Deps::new(&config, &sdk).unwrap(), calls)
 }

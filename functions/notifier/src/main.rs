@@ -2,7 +2,10 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 
-#[tokio::main]
+// One thread: the function handles one event at a time and only waits on I/O; a
+// multi-threaded runtime spent more CPU waking its workers than the work itself
+// (docs/BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;

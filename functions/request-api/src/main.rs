@@ -2,7 +2,10 @@
 
 use lambda_http::{service_fn, Error, Request, RequestExt};
 
-#[tokio::main]
+// One thread: the function handles one request at a time and only waits on I/O; a
+// multi-threaded runtime spent more CPU waking its workers than the request itself
+// (docs/BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let sdk = shared::aws::sdk_config().await;

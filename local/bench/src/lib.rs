@@ -2,8 +2,8 @@
 //! them, side by side with a hello-world floor built with the same profile (`make bench`).
 //!
 //! Each binary runs under the emulator crate's Runtime API ([`FunctionProcess`]) with the
-//! environment Lambda would give it, against the AWS emulator (moto, plain HTTP, or HTTPS
-//! through [`tls::TlsProxy`]):
+//! environment Lambda would give it, against the AWS emulator (moto) behind a connection kept
+//! open as AWS keeps it ([`forward::KeepAliveProxy`]; HTTPS through [`tls::TlsProxy`]):
 //!
 //! - **Cold starts**: a fresh process per run; init is exec to the first `invocation/next`
 //!   (Lambda's `Init Duration`), then the first invocation's duration and the RSS after it.
@@ -13,6 +13,7 @@
 //!
 //! Figures are medians of several processes, because one cold start on a shared machine is noise.
 
+pub mod forward;
 pub mod report;
 pub mod tls;
 
@@ -58,6 +59,10 @@ pub struct ProcessStats {
     pub rss_kib: u64,
     /// Peak resident set size so far (what Lambda reports as `Max Memory Used`), KiB.
     pub peak_rss_kib: u64,
+    /// Of `rss_kib`: anonymous memory (heap, stacks, the binary's written data), KiB.
+    pub anon_kib: u64,
+    /// Of `rss_kib`: pages of files (the binary's code and read-only data, shared libraries).
+    pub file_kib: u64,
     /// CPU time of the process's live threads so far.
     pub cpu: Duration,
 }
@@ -85,6 +90,8 @@ pub fn process_stats(pid: u32) -> std::io::Result<ProcessStats> {
     Ok(ProcessStats {
         rss_kib: kib("VmRSS:"),
         peak_rss_kib: kib("VmHWM:"),
+        anon_kib: kib("RssAnon:"),
+        file_kib: kib("RssFile:"),
         cpu: Duration::from_nanos(cpu_ns),
     })
 }
@@ -139,6 +146,9 @@ pub struct WarmRun {
     pub invocations: usize,
     pub rss_after_first_kib: u64,
     pub rss_after_kib: u64,
+    /// Of `rss_after_kib`: anonymous and file-backed (see [`ProcessStats`]).
+    pub anon_after_kib: u64,
+    pub file_after_kib: u64,
     pub peak_rss_kib: u64,
     /// The process's own CPU per warm invocation (runtime API polling included).
     pub cpu_per_invocation: Duration,
@@ -194,6 +204,8 @@ impl Call {
 /// The emulator's copy of the stack, its data, and where the binaries are.
 pub struct Bench {
     pub env: TestEnv,
+    /// The emulator behind keep-alive connections: the functions' `AWS_ENDPOINT_URL`.
+    endpoint: forward::KeepAliveProxy,
     bin_dir: PathBuf,
     /// Extra process environment for every binary (e.g. the HTTPS endpoint and its CA).
     extra_env: HashMap<String, String>,
@@ -218,13 +230,26 @@ impl Bench {
         )
         .await
         .map_err(|e| BenchError::Arrange(format!("seeding {DATA_SUBJECT}: {e}")))?;
+        let endpoint = forward::KeepAliveProxy::start(emulator_address()?).await?;
         Ok(Self {
             env,
+            endpoint,
             bin_dir: bin_dir.to_owned(),
             extra_env: HashMap::new(),
             timeout: Duration::from_secs(60),
             counter: 0,
         })
+    }
+
+    /// Connections the functions have opened to the emulator's keep-alive endpoint so far.
+    pub fn endpoint_connections(&self) -> usize {
+        self.endpoint.connections()
+    }
+
+    /// Where the binaries are from now on (a run may arrange state with one build's binaries
+    /// and measure another's).
+    pub fn set_bin_dir(&mut self, bin_dir: &Path) {
+        self.bin_dir = bin_dir.to_owned();
     }
 
     /// Every binary is started with these variables too (they win over the template's).
@@ -248,6 +273,7 @@ impl Bench {
             .find(|(name, _)| *name == binary)
             .map_or("RequestApiFunction", |(_, id)| *id);
         let mut env = self.env.lambda_process_env(logical_id);
+        env.insert("AWS_ENDPOINT_URL".into(), self.endpoint.endpoint.clone());
         env.extend(self.extra_env.clone());
         env
     }
@@ -419,6 +445,20 @@ impl Bench {
         path: &'static str,
         warm: usize,
     ) -> Result<WarmRun, BenchError> {
+        self.warm_observed(binary, path, warm, &[]).await
+    }
+
+    /// [`warm`](Self::warm) with `observer` (a program and its arguments, e.g. `perf record -g
+    /// -o FILE`) attached to the process for the warm calls only: started with `-p <pid>` after
+    /// the first call, interrupted (SIGINT, so it writes its file) after the last. An empty
+    /// `observer` is [`warm`](Self::warm).
+    pub async fn warm_observed(
+        &mut self,
+        binary: &str,
+        path: &'static str,
+        warm: usize,
+        observer: &[String],
+    ) -> Result<WarmRun, BenchError> {
         let exe = self.binary(binary)?;
         let env = self.process_env(binary);
         let runtime = |source| BenchError::Runtime {
@@ -439,6 +479,10 @@ impl Bench {
             .map_err(runtime)?;
         first.check(binary, &answer)?;
         let after_first = process_stats(pid)?;
+        let observing = match observer.split_first() {
+            Some((program, args)) => Some(Observer::attach(program, args, pid).await?),
+            None => None,
+        };
         let mut durations = Vec::with_capacity(warm);
         let mut cpu = Duration::ZERO;
         for _ in 0..warm {
@@ -454,6 +498,9 @@ impl Bench {
             durations.push(duration);
         }
         let after = process_stats(pid)?;
+        if let Some(observing) = observing {
+            observing.finish().await?;
+        }
         process.stop().await;
         Ok(WarmRun {
             binary: binary.to_owned(),
@@ -461,11 +508,52 @@ impl Bench {
             invocations: warm,
             rss_after_first_kib: after_first.rss_kib,
             rss_after_kib: after.rss_kib,
+            anon_after_kib: after.anon_kib,
+            file_after_kib: after.file_kib,
             peak_rss_kib: after.peak_rss_kib,
             cpu_per_invocation: cpu / warm.max(1) as u32,
             median_duration: median(&mut durations),
         })
     }
+}
+
+/// A profiler attached to a running process for as long as it is kept.
+struct Observer {
+    child: tokio::process::Child,
+}
+
+impl Observer {
+    async fn attach(program: &str, args: &[String], pid: u32) -> Result<Self, BenchError> {
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .args(["-p", &pid.to_string()])
+            .kill_on_drop(true)
+            .spawn()?;
+        // perf has no "attached" signal; the calls made before it is are only not sampled.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(Self { child })
+    }
+
+    async fn finish(mut self) -> Result<(), BenchError> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()?;
+        }
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+/// The emulator's address, from `AWS_ENDPOINT_URL` (plain HTTP, as `scripts/moto.sh` sets it).
+pub fn emulator_address() -> Result<std::net::SocketAddr, BenchError> {
+    let endpoint = emulator::endpoint_from_env()
+        .ok_or_else(|| BenchError::Arrange("AWS_ENDPOINT_URL is not set".into()))?;
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| BenchError::Arrange(format!("the emulator's endpoint {endpoint}: {e}")))
 }
 
 fn subject(id: &str) -> SubjectId {

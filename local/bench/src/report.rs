@@ -80,13 +80,13 @@ pub fn cold_start_table(rows: &[ColdStarts], floor: &ColdStarts) -> String {
 
 pub fn warm_table(runs: &[WarmRun]) -> String {
     let mut out = String::from(
-        "| binary | path | invocations | duration p50 | own CPU / invocation | RSS after first | RSS after last | peak RSS |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| binary | path | invocations | duration p50 | own CPU / invocation | RSS after first | RSS after last | of which anonymous / file | peak RSS |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for run in runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.3} ms | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.3} ms | {} | {} | {} / {} | {} |",
             run.binary,
             run.path,
             run.invocations,
@@ -94,6 +94,8 @@ pub fn warm_table(runs: &[WarmRun]) -> String {
             run.cpu_per_invocation.as_secs_f64() * 1e3,
             mb(run.rss_after_first_kib),
             mb(run.rss_after_kib),
+            mb(run.anon_after_kib),
+            mb(run.file_after_kib),
             mb(run.peak_rss_kib),
         );
     }

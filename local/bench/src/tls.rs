@@ -2,7 +2,8 @@
 //! its first call: a TLS handshake and certificate verification against its trust store.
 //!
 //! A certificate authority and a `localhost` certificate are made for each run; the CA's PEM is
-//! written to a file the functions are told to trust (`AWS_CA_BUNDLE`, see `shared::aws`).
+//! written to a file the functions are told to trust (`AWS_CA_BUNDLE`, see `shared::aws`). Like
+//! an AWS endpoint it keeps each connection open ([`Forwarder`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,13 @@ use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::forward::Forwarder;
 use crate::BenchError;
 
-/// A TLS terminator on a loopback port forwarding every connection to `upstream`.
+/// A TLS terminator on a loopback port forwarding every request to `upstream`.
 pub struct TlsProxy {
     pub endpoint: String,
     pub ca_file: PathBuf,
@@ -52,15 +54,14 @@ impl TlsProxy {
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
+        let forwarder = Forwarder::new(upstream);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
+                let forwarder = forwarder.clone();
                 tokio::spawn(async move {
-                    let Ok(mut client) = acceptor.accept(client).await else {
-                        return;
-                    };
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(client) = acceptor.accept(client).await {
+                        forwarder.serve(client).await;
                     }
                 });
             }

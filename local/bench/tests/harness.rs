@@ -62,17 +62,32 @@ async fn every_binary_cold_starts_and_stays_warm_under_the_harness() {
 }
 
 #[tokio::test]
+async fn a_warm_function_reuses_its_connection_to_the_emulator_as_it_would_in_aws() {
+    // The emulator closes every connection after one answer; the bench's endpoint must not,
+    // or every warm figure would include a TCP connection per AWS call.
+    let mut bench = Bench::new(&debug_bin_dir()).await.expect("bench arranges");
+    let before = bench.endpoint_connections();
+    // Each new-subject request reads, writes and publishes: at least three AWS calls.
+    let run = bench
+        .warm("request-api", "new subject", 4)
+        .await
+        .expect("request-api stays warm");
+    assert_eq!(run.invocations, 4);
+    let opened = bench.endpoint_connections() - before;
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections for at least 15 AWS calls"
+    );
+}
+
+#[tokio::test]
 async fn a_function_trusts_the_https_endpoint_it_is_given_in_aws_ca_bundle() {
     let mut bench = Bench::new(&debug_bin_dir()).await.expect("bench arranges");
-    let endpoint = emulator::endpoint_from_env().expect("the emulator's endpoint");
     let dir = std::env::temp_dir().join(format!("bench-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let proxy = TlsProxy::start(
-        endpoint.trim_start_matches("http://").parse().unwrap(),
-        &dir,
-    )
-    .await
-    .expect("proxy starts");
+    let proxy = TlsProxy::start(deferred_bench::emulator_address().unwrap(), &dir)
+        .await
+        .expect("proxy starts");
     bench.set_extra_env(
         [
             ("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone()),

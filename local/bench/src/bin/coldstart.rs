@@ -41,12 +41,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The HTTPS endpoint: the first call pays the TLS handshake. Its CA is given as
     // AWS_CA_BUNDLE (these binaries) and SSL_CERT_FILE (a build that loads the system's store).
-    let endpoint = emulator::endpoint_from_env().ok_or("AWS_ENDPOINT_URL is not set")?;
-    let upstream = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .map_err(|e| format!("the emulator's endpoint {endpoint}: {e}"))?;
-    let proxy = TlsProxy::start(upstream, &std::fs::canonicalize(&args.work_dir)?).await?;
+    let proxy = TlsProxy::start(
+        deferred_bench::emulator_address()?,
+        &std::fs::canonicalize(&args.work_dir)?,
+    )
+    .await?;
     let ca = proxy.ca_file.to_string_lossy().into_owned();
     let https_env = HashMap::from([
         ("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone()),
