@@ -1,4 +1,4 @@
-//! compute's line decoding with serde_json (today's), sonic-rs and simd-json, on the demo lake.
+//! compute's line decoding with serde_json (today's) and sonic-rs, on the demo lake.
 //!
 //! ```sh
 //! cargo run --release -p datagen -- --subjects 20 --out /tmp/lake   # the demo lake, seed 1
@@ -6,9 +6,10 @@
 //! ```
 //! Every `.ndjson` / `.ndjson.gz` file under `PARSER_TRIAL_LAKE` is read into one buffer and split into lines first (trimmed, blank ones dropped, as compute does);
 //! each iteration then runs over every line, borrowed from that buffer as compute's are:
-//! `decode/*` is the JSON decoding step alone (simd-json's copy of the line included),
-//! `parse/*` adds the contract's checks after it (compute's `parse` whole). Throughput is per
-//! line, and in bytes of uncompressed NDJSON. Results: docs/BENCHMARKS.md.
+//! `decode/*` is the JSON decoding step alone, `parse/*` adds the contract's checks after it
+//! (compute's `parse` whole). Throughput is per line, and in bytes of uncompressed NDJSON.
+//! Results: docs/BENCHMARKS.md (simd-json's rows there come from commit caedb88, before it was
+//! removed from this crate).
 //!
 //! Without `PARSER_TRIAL_LAKE` it measures nothing and says so: `make test` (`cargo test
 //! --all-targets`) runs each benchmark once, and must not depend on a directory's contents.
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
-use parser_trial::{with_serde_json, with_simd_json, with_sonic_rs};
+use parser_trial::{with_serde_json, with_sonic_rs};
 
 /// The lake's files, uncompressed, one after the other; `None` without `PARSER_TRIAL_LAKE`.
 fn lake() -> Option<Vec<u8>> {
@@ -81,21 +82,19 @@ fn decode(c: &mut Criterion) {
         .collect();
 
     // The same answer from each parser, line for line, before timing them.
-    let mut simd = with_simd_json::Parser::new();
-    let (mut valid, mut sonic_differs, mut simd_differs) = (0, 0, 0);
+    let (mut valid, mut sonic_differs) = (0, 0);
     for line in &lines {
         let expected = with_serde_json::parse(line);
         valid += usize::from(expected.is_some());
         sonic_differs += usize::from(with_sonic_rs::parse(line) != expected);
-        simd_differs += usize::from(simd.parse(line) != expected);
     }
     eprintln!(
         "lake: {} lines ({valid} valid), {} bytes; lines parsed differently from serde_json: \
-         sonic-rs {sonic_differs}, simd-json {simd_differs}",
+         sonic-rs {sonic_differs}",
         lines.len(),
         data.len()
     );
-    assert_eq!((sonic_differs, simd_differs), (0, 0));
+    assert_eq!(sonic_differs, 0);
 
     for step in ["decode", "parse"] {
         let mut group = c.benchmark_group(step);
@@ -129,19 +128,6 @@ fn decode(c: &mut Criterion) {
                         black_box(with_sonic_rs::decode(black_box(line))).is_some()
                     } else {
                         black_box(with_sonic_rs::parse(black_box(line))).is_some()
-                    });
-                }
-                ok
-            })
-        });
-        group.bench_function("simd_json", |b| {
-            b.iter(|| {
-                let mut ok = 0usize;
-                for &line in &lines {
-                    ok += usize::from(if decode {
-                        black_box(simd.decode(black_box(line))).is_some()
-                    } else {
-                        black_box(simd.parse(black_box(line))).is_some()
                     });
                 }
                 ok
