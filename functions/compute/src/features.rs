@@ -407,8 +407,9 @@ impl WideSum {
     }
 }
 
+/// What became of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
+pub enum Status {
     Paid,
     Refunded,
     Chargeback,
@@ -416,8 +417,8 @@ enum Status {
 }
 
 /// One parsed transaction, reduced to what the features need.
-#[derive(Debug)]
-struct Transaction {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
     status: Status,
     /// The amount in [`AMOUNT_EXPONENT`] units (ten-thousandths of its currency's major unit).
     amount_units: u64,
@@ -457,31 +458,69 @@ fn parse(line: &[u8]) -> Option<Transaction> {
         return None;
     }
     let line: Line<'_> = serde_json::from_slice(line).ok()?;
-    let status = match &*line.status.0 {
-        "paid" => Status::Paid,
-        "refunded" => Status::Refunded,
-        "chargeback" => Status::Chargeback,
-        "cancelled" => Status::Cancelled,
-        _ => return None,
-    };
-    if line.buyer.0.is_empty() {
-        return None;
-    }
-    let exponent = match &line.currency {
-        Some(code) => currency_exponent(&code.0)?,
-        None => DEFAULT_CURRENCY_EXPONENT,
-    };
-    let minor = minor_units(line.amount.get().as_bytes(), exponent)?;
-    let ts = Timestamp::parse(line.ts.0.as_bytes())?;
-    Some(Transaction {
-        status,
-        amount_units: minor * 10u64.pow(AMOUNT_EXPONENT - exponent),
-        buyer_hash: fnv1a(line.buyer.0.as_bytes()),
-        hour_bucket: ts.utc_seconds.div_euclid(3600),
-        local_hour: ts.local_hour,
-        card_country: country(line.card_country)?,
-        ip_country: country(line.ip_country)?,
+    Transaction::from_fields(&LineFields {
+        ts: &line.ts.0,
+        amount: line.amount.get().as_bytes(),
+        currency: line.currency.as_ref().map(|c| &*c.0),
+        status: &line.status.0,
+        buyer: &line.buyer.0,
+        card_country: line.card_country.as_ref().map(|c| &*c.0),
+        ip_country: line.ip_country.as_ref().map(|c| &*c.0),
     })
+}
+
+/// One line's fields as a JSON decoder hands them over: strings unescaped, the amount as the
+/// number's exact text. compute decodes them with serde_json; `local/parser-trial` measures
+/// other decoders followed by the same rules.
+#[derive(Debug, Clone, Copy)]
+pub struct LineFields<'a> {
+    pub ts: &'a str,
+    pub amount: &'a [u8],
+    pub currency: Option<&'a str>,
+    pub status: &'a str,
+    pub buyer: &'a str,
+    pub card_country: Option<&'a str>,
+    pub ip_country: Option<&'a str>,
+}
+
+impl Transaction {
+    /// The contract's rules after decoding (the module doc): `None` if `fields` break one.
+    pub fn from_fields(fields: &LineFields<'_>) -> Option<Self> {
+        let status = match fields.status {
+            "paid" => Status::Paid,
+            "refunded" => Status::Refunded,
+            "chargeback" => Status::Chargeback,
+            "cancelled" => Status::Cancelled,
+            _ => return None,
+        };
+        if fields.buyer.is_empty() {
+            return None;
+        }
+        let exponent = match fields.currency {
+            Some(code) => currency_exponent(code)?,
+            None => DEFAULT_CURRENCY_EXPONENT,
+        };
+        let minor = minor_units(fields.amount, exponent)?;
+        let ts = Timestamp::parse(fields.ts.as_bytes())?;
+        Some(Self {
+            status,
+            amount_units: minor * 10u64.pow(AMOUNT_EXPONENT - exponent),
+            buyer_hash: fnv1a(fields.buyer.as_bytes()),
+            hour_bucket: ts.utc_seconds.div_euclid(3600),
+            local_hour: ts.local_hour,
+            card_country: country(fields.card_country)?,
+            ip_country: country(fields.ip_country)?,
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The amount in ten-thousandths of its currency's major unit.
+    pub fn amount_units(&self) -> u64 {
+        self.amount_units
+    }
 }
 
 /// Minor unit of a currency absent, `null` or not in [`currency_exponent`]'s table.
@@ -665,11 +704,11 @@ type Country = [u8; 2];
 /// `Some(None)` when the country is absent, `null` or `""` (unknown); `Some(code)` for two ASCII
 /// letters; `None` (the line is malformed) for anything else: a value that is not a code
 /// would make the mismatch rate count what it cannot compare.
-fn country(text: Option<Text<'_>>) -> Option<Option<Country>> {
+fn country(text: Option<&str>) -> Option<Option<Country>> {
     let Some(text) = text else {
         return Some(None);
     };
-    match *text.0.as_bytes() {
+    match *text.as_bytes() {
         [] => Some(None),
         [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
             Some(Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
@@ -681,7 +720,7 @@ fn country(text: Option<Text<'_>>) -> Option<Option<Country>> {
 /// A JSON string borrowed from the input when it has no escapes (serde's `borrow` only
 /// borrows a bare `Cow<str>`, not one inside an `Option`).
 #[derive(Debug)]
-struct Text<'a>(Cow<'a, str>);
+pub struct Text<'a>(pub Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

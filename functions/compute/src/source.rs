@@ -32,7 +32,7 @@ pub trait FeatureSource: Send + Sync {
 
 /// Objects read at once per subject by default (each streams into its own accumulator; they are
 /// merged). Overlaps S3's time to first byte with parsing; measured in docs/BENCHMARKS.md.
-pub const OBJECTS_IN_FLIGHT: usize = 2;
+pub const OBJECTS_IN_FLIGHT: usize = 4;
 
 /// Chunks buffered between the download and the parser of one object (back-pressure: the
 /// download waits while the parser is behind).

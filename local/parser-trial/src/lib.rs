@@ -1,7 +1,7 @@
 //! A trial, not shipped: does a faster JSON parser justify replacing serde_json in compute's
 //! line parser (functions/compute/src/features.rs, `parse`)? The same line decoded into the same
-//! borrowed `Line` shape by two parsers, each followed by the same checks as compute's
-//! ([`contract::transaction`]):
+//! borrowed `Line` shape by two parsers, each followed by compute's own checks after decoding
+//! ([`Transaction::from_fields`]):
 //!
 //! - [`with_serde_json`]: today's, `serde_json::from_slice`, the amount a `&RawValue`;
 //! - [`with_sonic_rs`]: `sonic_rs::from_slice`, the amount a `sonic_rs::LazyValue` (its raw text).
@@ -15,9 +15,28 @@
 //! The measurement is `benches/decode.rs`; the results and the conclusion are in
 //! docs/BENCHMARKS.md ("A faster JSON parser?").
 
-pub mod contract;
+use compute::features::{LineFields, Text, Transaction};
 
-use contract::{transaction, Text, Transaction};
+/// The decoded strings as compute's checks take them (the amount is filled in by each decoder).
+fn fields<'a>(
+    ts: &'a Text<'_>,
+    currency: &'a Option<Text<'_>>,
+    status: &'a Text<'_>,
+    buyer: &'a Text<'_>,
+    card_country: &'a Option<Text<'_>>,
+    ip_country: &'a Option<Text<'_>>,
+) -> LineFields<'a> {
+    let text = |t: &'a Option<Text<'_>>| t.as_ref().map(|t| &*t.0);
+    LineFields {
+        ts: &ts.0,
+        amount: b"",
+        currency: text(currency),
+        status: &status.0,
+        buyer: &buyer.0,
+        card_country: text(card_country),
+        ip_country: text(ip_country),
+    }
+}
 
 /// Today's decoder, as in compute.
 pub mod with_serde_json {
@@ -55,15 +74,17 @@ pub mod with_serde_json {
     /// compute's `parse`: decoding and the contract's checks.
     pub fn parse(line: &[u8]) -> Option<Transaction> {
         let l = decode(line)?;
-        transaction(
-            &l.ts,
-            l.amount.get().as_bytes(),
-            l.currency.as_ref(),
-            &l.status,
-            &l.buyer,
-            l.card_country,
-            l.ip_country,
-        )
+        Transaction::from_fields(&LineFields {
+            amount: l.amount.get().as_bytes(),
+            ..fields(
+                &l.ts,
+                &l.currency,
+                &l.status,
+                &l.buyer,
+                &l.card_country,
+                &l.ip_country,
+            )
+        })
     }
 }
 
@@ -103,15 +124,17 @@ pub mod with_sonic_rs {
     /// Decoding and the contract's checks.
     pub fn parse(line: &[u8]) -> Option<Transaction> {
         let l = decode(line)?;
-        transaction(
-            &l.ts,
-            l.amount.as_raw_str().as_bytes(),
-            l.currency.as_ref(),
-            &l.status,
-            &l.buyer,
-            l.card_country,
-            l.ip_country,
-        )
+        Transaction::from_fields(&LineFields {
+            amount: l.amount.as_raw_str().as_bytes(),
+            ..fields(
+                &l.ts,
+                &l.currency,
+                &l.status,
+                &l.buyer,
+                &l.card_country,
+                &l.ip_country,
+            )
+        })
     }
 }
 
