@@ -16,52 +16,53 @@
 //! docs/BENCHMARKS.md ("A faster JSON parser?").
 
 use compute::features::{LineFields, Text, Transaction};
+use serde::Deserialize;
 
-/// The decoded strings as compute's checks take them (the amount is filled in by each decoder).
-fn fields<'a>(
-    ts: &'a Text<'_>,
-    currency: &'a Option<Text<'_>>,
-    status: &'a Text<'_>,
-    buyer: &'a Text<'_>,
-    card_country: &'a Option<Text<'_>>,
-    ip_country: &'a Option<Text<'_>>,
-) -> LineFields<'a> {
-    let text = |t: &'a Option<Text<'_>>| t.as_ref().map(|t| &*t.0);
-    LineFields {
-        ts: &ts.0,
-        amount: b"",
-        currency: text(currency),
-        status: &status.0,
-        buyer: &buyer.0,
-        card_country: text(card_country),
-        ip_country: text(ip_country),
+/// compute's `Line`, decoded by either parser: only the amount's type differs (the number's
+/// exact text, as each parser keeps it).
+#[derive(Deserialize)]
+pub struct Line<'a, Amount> {
+    #[serde(borrow)]
+    pub ts: Text<'a>,
+    pub amount: Amount,
+    #[serde(borrow, default)]
+    pub currency: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub status: Text<'a>,
+    #[serde(borrow)]
+    pub buyer: Text<'a>,
+    #[serde(borrow, default)]
+    pub card_country: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub ip_country: Option<Text<'a>>,
+}
+
+impl<Amount> Line<'_, Amount> {
+    /// compute's checks after decoding, given the amount's exact text.
+    fn transaction(&self, amount: &[u8]) -> Option<Transaction> {
+        fn text<'s>(t: &'s Option<Text<'_>>) -> Option<&'s str> {
+            t.as_ref().map(|t| &*t.0)
+        }
+        Transaction::from_fields(&LineFields {
+            ts: &self.ts.0,
+            amount,
+            currency: text(&self.currency),
+            status: &self.status.0,
+            buyer: &self.buyer.0,
+            card_country: text(&self.card_country),
+            ip_country: text(&self.ip_country),
+        })
     }
 }
 
 /// Today's decoder, as in compute.
 pub mod with_serde_json {
-    use super::*;
     use ::serde_json::value::RawValue;
-    use serde::Deserialize;
 
-    /// compute's `Line`.
-    #[derive(Deserialize)]
-    pub struct Line<'a> {
-        #[serde(borrow)]
-        pub ts: Text<'a>,
-        #[serde(borrow)]
-        pub amount: &'a RawValue,
-        #[serde(borrow, default)]
-        pub currency: Option<Text<'a>>,
-        #[serde(borrow)]
-        pub status: Text<'a>,
-        #[serde(borrow)]
-        pub buyer: Text<'a>,
-        #[serde(borrow, default)]
-        pub card_country: Option<Text<'a>>,
-        #[serde(borrow, default)]
-        pub ip_country: Option<Text<'a>>,
-    }
+    use super::Transaction;
+
+    /// compute's `Line`: the amount a `&RawValue`.
+    pub type Line<'a> = super::Line<'a, &'a RawValue>;
 
     /// The JSON decoding step alone.
     pub fn decode(line: &[u8]) -> Option<Line<'_>> {
@@ -73,45 +74,19 @@ pub mod with_serde_json {
 
     /// compute's `parse`: decoding and the contract's checks.
     pub fn parse(line: &[u8]) -> Option<Transaction> {
-        let l = decode(line)?;
-        Transaction::from_fields(&LineFields {
-            amount: l.amount.get().as_bytes(),
-            ..fields(
-                &l.ts,
-                &l.currency,
-                &l.status,
-                &l.buyer,
-                &l.card_country,
-                &l.ip_country,
-            )
-        })
+        let line = decode(line)?;
+        line.transaction(line.amount.get().as_bytes())
     }
 }
 
 /// sonic-rs through its serde API.
 pub mod with_sonic_rs {
-    use super::*;
-    use serde::Deserialize;
     use sonic_rs::LazyValue;
 
+    use super::Transaction;
+
     /// The same shape; `LazyValue` keeps the amount's raw text (validated as JSON).
-    #[derive(Deserialize)]
-    pub struct Line<'a> {
-        #[serde(borrow)]
-        pub ts: Text<'a>,
-        #[serde(borrow)]
-        pub amount: LazyValue<'a>,
-        #[serde(borrow, default)]
-        pub currency: Option<Text<'a>>,
-        #[serde(borrow)]
-        pub status: Text<'a>,
-        #[serde(borrow)]
-        pub buyer: Text<'a>,
-        #[serde(borrow, default)]
-        pub card_country: Option<Text<'a>>,
-        #[serde(borrow, default)]
-        pub ip_country: Option<Text<'a>>,
-    }
+    pub type Line<'a> = super::Line<'a, LazyValue<'a>>;
 
     /// The JSON decoding step alone.
     pub fn decode(line: &[u8]) -> Option<Line<'_>> {
@@ -123,18 +98,8 @@ pub mod with_sonic_rs {
 
     /// Decoding and the contract's checks.
     pub fn parse(line: &[u8]) -> Option<Transaction> {
-        let l = decode(line)?;
-        Transaction::from_fields(&LineFields {
-            amount: l.amount.as_raw_str().as_bytes(),
-            ..fields(
-                &l.ts,
-                &l.currency,
-                &l.status,
-                &l.buyer,
-                &l.card_country,
-                &l.ip_country,
-            )
-        })
+        let line = decode(line)?;
+        line.transaction(line.amount.as_raw_str().as_bytes())
     }
 }
 
