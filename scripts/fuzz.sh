@@ -19,6 +19,7 @@
 # The corpus each target grows is kept in .local/fuzz/corpus/<target> (later runs start from
 # it too); a failing input is written to .local/fuzz/artifacts/<target>/ and the run fails.
 # Reproduce one with: scripts/fuzz.sh run <target> <file>  (runs the input once, shows the panic).
+# scripts/fuzz.sh build only installs cargo-fuzz and builds the targets (CI starts it early).
 # A fixed failure's input belongs in fuzz/regressions/<target>/, with a regression test.
 set -euo pipefail
 version=0.13.2
@@ -48,6 +49,10 @@ if [ "${1:-}" = run ]; then
   target=${2:?usage: scripts/fuzz.sh run TARGET INPUT}
   input=${3:?usage: scripts/fuzz.sh run TARGET INPUT}
   exec "$bin" fuzz run "${flags[@]}" "$target" "$input"
+fi
+
+if [ "${1:-}" = build ]; then
+  exec "$bin" fuzz build "${flags[@]}"
 fi
 
 targets=${FUZZ_TARGETS:-$(fuzz list --fuzz-dir "$root/fuzz")}
