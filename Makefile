@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 3000
 
-.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench profile fuzz lambda-build lambda-check moto-up moto-down clean-local
+.PHONY: help dev test reliability soak smoke lint fmt clippy machete lint-template bench bench-profiles profile fuzz lambda-build lambda-check moto-up moto-down clean-local
 
 ## make help: this list.
 help:
@@ -70,6 +70,12 @@ lint-template:
 ## Criterion's micro-benchmarks of compute: cargo bench -p compute.
 bench:
 	@scripts/bench.sh
+
+## make bench-profiles: the release profile's trade-offs (LTO thin/off, panic=abort, opt-level
+## "s"), each a full release build, measured side by side: size, init, RSS, CPU, throughput.
+## VARIANTS="lto-thin panic-abort" for some of them. Not in CI (an hour on 2 cores).
+bench-profiles:
+	@scripts/profile-variants.sh
 
 ## make profile: where a warm binary's CPU goes (perf, on the release build with symbols);
 ## BINARY=request-api (default) PATH_NAME=done (default; "pending", "new subject", ...).
