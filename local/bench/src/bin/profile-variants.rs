@@ -11,7 +11,9 @@ use deferred_bench::report::{mb, ColdStarts};
 use deferred_bench::{Bench, ColdStart, WarmRun, FLOOR, FUNCTIONS};
 
 #[derive(Parser)]
-#[command(about = "Size, init, memory, CPU and throughput of one set of binaries per Cargo profile")]
+#[command(
+    about = "Size, init, memory, CPU and throughput of one set of binaries per Cargo profile"
+)]
 struct Args {
     /// `NAME=DIR`: a variant and the folder of its binaries (repeat; the first is the baseline).
     #[arg(long = "variant", required = true, value_parser = parse_variant)]
@@ -94,7 +96,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?);
     }
 
-    let names: Vec<&str> = args.variants.iter().map(|(name, _)| name.as_str()).collect();
+    let names: Vec<&str> = args
+        .variants
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     let mut sizes = Vec::new();
     for binary in &binaries {
         let mut row = Vec::new();
