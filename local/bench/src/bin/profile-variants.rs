@@ -110,16 +110,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         sizes.push(row);
     }
-    let cells = |f: &dyn Fn(&ColdStarts) -> String| -> Vec<Vec<String>> {
-        cold.iter()
-            .map(|per_variant| per_variant.iter().map(f).collect())
-            .collect()
-    };
-    let warm_cells = |f: &dyn Fn(&WarmRun) -> String| -> Vec<Vec<String>> {
-        warm.iter()
-            .map(|per_variant| per_variant.iter().map(f).collect())
-            .collect()
-    };
     let baseline_lps = throughput[0];
     let throughput_row: Vec<String> = throughput
         .iter()
@@ -131,13 +121,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "Init p50",
             &binaries,
             &names,
-            &cells(&|row| format!("{:.2} ms", row.init_median().as_secs_f64() * 1e3)),
+            &cells(&cold, |row| format!("{:.2} ms", row.init_median().as_secs_f64() * 1e3)),
         ),
         table(
             "Init + first invocation p50",
             &binaries,
             &names,
-            &cells(&|row| {
+            &cells(&cold, |row| {
                 format!("{:.2} ms", row.init_plus_first_median().as_secs_f64() * 1e3)
             }),
         ),
@@ -145,7 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "RSS after the first invocation (median)",
             &binaries,
             &names,
-            &cells(&|row| mb(row.rss_median_kib())),
+            &cells(&cold, |row| mb(row.rss_median_kib())),
         ),
         table(
             &format!(
@@ -159,7 +149,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
             &binaries,
             &names,
-            &warm_cells(&|run| format!("{:.3} ms", run.cpu_per_invocation.as_secs_f64() * 1e3)),
+            &cells(&warm, |run| format!("{:.3} ms", run.cpu_per_invocation.as_secs_f64() * 1e3)),
         ),
         table(
             &format!(
@@ -168,7 +158,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
             &binaries,
             &names,
-            &warm_cells(&|run| {
+            &cells(&warm, |run| {
                 format!(
                     "{} ({} / {})",
                     mb(run.rss_after_kib),
@@ -190,6 +180,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .join("\n");
     std::fs::write(&args.out, markdown)?;
     Ok(())
+}
+
+/// A table's cells from measurements per binary and variant.
+fn cells<T>(measured: &[Vec<T>], cell: impl Fn(&T) -> String) -> Vec<Vec<String>> {
+    measured
+        .iter()
+        .map(|per_variant| per_variant.iter().map(&cell).collect())
+        .collect()
 }
 
 /// A Markdown table: a row per binary, a column per variant.
